@@ -1,20 +1,8 @@
-"""A collection's own writes (issue 70): PROPPATCH renames and recolours its list, DELETE
-trashes it, through `ListService` (the REST API's `PATCH` and `DELETE /api/lists/{id}`: the
-same roles, limits, refusals, events and trash; no rule of lists is written here).
-
-PROPPATCH is atomic (RFC 4918 9.2): either every property it names is written or none is.
-`displayname` is the list's name, Apple's `calendar-color` its colour (`#RRGGBB`, or Apple's
-`#RRGGBBAA` with its alpha dropped); removing the colour clears it. Any other property, and
-removing the name, is refused (`403` for it, `424 Failed Dependency` for the others), as is a
-value the list rules refuse (`409` for it): nothing is written and the list is not read.
-
-MKCALENDAR and extended MKCOL (`create`) make a list through `ListService.create` (REST's
-`POST /api/lists`: the same limit, name rule, events, one statement), its name and colour read
-from the body by the same mapping as PROPPATCH's (`_value`). The collection holds tasks only
-(`VTODO`); a body asking for components without it is `C:supported-calendar-component`, an
-MKCOL not asking for a calendar `D:valid-resourcetype`; a name or colour the list rules refuse
-is REST's 422. Any other property (a time zone, a description, Apple's order) is not kept:
-a list has nowhere to keep it, and refusing it would refuse the list the person made.
+"""A collection's own writes through `ListService`, as REST's list routes (no rule of lists is
+written here): PROPPATCH renames and recolours its list, atomically (RFC 4918 9.2), DELETE
+trashes it, MKCALENDAR and extended MKCOL make one (specs/caldav.md, "Making a collection").
+A new list's other properties (a time zone, Apple's order) are not kept: a list has nowhere
+to keep them, and refusing them would refuse the list the person made.
 """
 
 from __future__ import annotations
@@ -73,8 +61,8 @@ def _value(name: str, value: str | None) -> tuple[str, str | None] | None:
 
 
 def update_of(asked: PropertyUpdate) -> tuple[ListUpdate | None, dict[str, str]]:
-    """The list update a PROPPATCH asks for, or None and each property's status (the one
-    refused and `424` for the rest) when any is refused."""
+    """The list update a PROPPATCH asks for, or None and each property's status (`403` or
+    `409` for the one refused, `424` for the rest) when any is refused."""
     values: dict[str, str | None] = {}
     statuses: dict[str, str] = {}
     for name, value in asked.changes:
@@ -117,9 +105,8 @@ def delete(work: UnitOfWork, list_id: int | None) -> None:
 
 
 def create(work: UnitOfWork, segment: str, asked: MakeCollection, *, mkcol: bool) -> ListRow:
-    """A new list of the caller's (`ListService.create`, as `POST /api/lists`) from an
-    MKCALENDAR's or extended MKCOL's body; named `segment` (the client's path segment) when
-    the body names no `displayname`."""
+    """A new list from an MKCALENDAR's or extended MKCOL's body (as `POST /api/lists`),
+    named `segment` when the body names no `displayname`."""
     if mkcol and (asked.resourcetype is None or not set(asked.resourcetype) >= _CALENDAR_TYPE):
         raise PreconditionRefused(clark(DAV, "valid-resourcetype"), NOT_A_CALENDAR)
     if asked.components is not None and "VTODO" not in asked.components:

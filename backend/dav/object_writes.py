@@ -1,10 +1,7 @@
-"""A PUT and a DELETE by href (issue 62; specs/caldav.md, "Objects" and "Cost"), planned here:
-which of the services' public statements go in which message. A PUT is a task's create or
-update, a DELETE its delete into the trash, as REST's; what a write by href needs beyond
-REST's (the change locks of the collection's space, the tag vouched for or the task its name
-serves named to the write, the name and UID claimed, the kept object, a completed copy's
-occurrence, the series' object handed on to its next occurrence) rides in the same message,
-from `DavObjectService`'s statements.
+"""A PUT and a DELETE by href (specs/caldav.md, "Objects" and "Cost"), planned here: which of
+the services' public statements go in which message. A PUT is a task's create or update, a
+DELETE its delete into the trash, as REST's; what a write by href needs beyond REST's rides in
+the same message, from `DavObjectService`'s statements.
 """
 
 from __future__ import annotations
@@ -55,10 +52,8 @@ _UID_TAKEN = "Another object of this collection has this UID"
 _UID_CHANGED = "An object's UID does not change"
 _ZONES = frozenset(TIME_ZONES)
 
-# How often a write without If-Match whose task changed between its lookup and its write looks
-# up and writes again before it looks up under the caller's change lock instead (the write in
-# the lookup's transaction: nothing can change the task in between), as a PATCH's schedule
-# change does (`TaskService._replan`).
+# How often a write without If-Match whose task changed since its lookup tries again before it
+# looks up under the caller's change lock instead, as `TaskService._replan` does.
 _TRIES = 3
 
 
@@ -79,31 +74,24 @@ def put(
     if_match: str | None,
     if_none: str | None,
 ) -> tuple[bool, Stored | None]:
-    """Write the object: a new task (True) or the named one's update (False), through the
-    task service, in at most two messages after the sign-in's check (a password this
-    process has not verified; specs/caldav.md, "Cost"). One where the write's own message
-    tests what it assumes: a tag that vouches for its task (`_put_vouched`), a task as a
-    PUT with no precondition assumes it (`_put_plain`), a create under `If-None-Match: *`
-    that needs nothing looked up (its claim of the name and the UID says whether the object
-    exists). Otherwise the lookup (`DavObjectService.lookup`, committing with the entry, or
-    read in a refused guess's message), then the write naming the version read, the kept
-    object in its message (a completion hands the series' object on in it). A task changed
-    in between is `412` with If-Match, else looked up and written again; a create that lost
-    its name to a concurrent one is that one's update, a third message (its lookup read in
-    the refused create's). With it, what it stored, as served (`answer.Stored`; else None)."""
+    """Write the object: a new task (True) or the named one's update (False), and what it
+    stored as served (`answer.Stored`; else None). One message where the write tests what it
+    assumes (a vouching tag, a plain PUT, a create under `If-None-Match: *`), else a lookup
+    and the write naming the version read (specs/caldav.md, "Cost")."""
     parsed = parse(body)  # UTC first: the UIDs do not depend on the zone
     if len(parsed.uid) > UID_MAX_LENGTH or len(name) > UID_MAX_LENGTH:
         raise PreconditionRefused(clark(CALDAV, "valid-calendar-object-resource"), "UID too long")
     dav: DavObjectService = work.service(DavObjectService)
+    sent = (list_id, name, body, parsed)
     vouched = tags.vouched(if_match) if if_none is None else None
     if vouched is not None:
-        stored = _put_vouched(work, dav, (list_id, name, body, parsed), vouched)
+        stored = _put_vouched(work, dav, sent, vouched)
         if stored is not None:
             return False, stored
         dav.begin_write()  # refused unwritten for a reason a lookup words: looked up
     looked = None
     if if_match is None and if_none is None and _writes_plainly(parsed):
-        done = _put_plain(work, dav, (list_id, name, body, parsed))
+        done = _put_plain(work, dav, sent)
         if isinstance(done, tuple):
             return done
         # Refused unwritten for a reason a lookup words: its message read that lookup too.
@@ -111,7 +99,7 @@ def put(
         dav.begin_write()
     if _creates_only(name, parsed, if_match, if_none):
         try:
-            return True, _create(work, dav, (list_id, name, body, parsed), (), if_none, False)
+            return True, _create(work, dav, sent, (), if_none, False)
         except NotFound:  # the create's refusal: the same 404 as the lookup's
             raise NotFound(NOT_FOUND) from None
         except Forbidden:
@@ -120,12 +108,10 @@ def put(
         if attempt:
             dav.begin_write()
         try:
-            sent = (list_id, name, body, parsed)
             return _put(work, dav, sent, if_match, if_none, attempt, looked)
         except _Changed as changed:  # a lost create's refusal read the lookup in its message
             last = attempt + 1 >= _TRIES  # the last locks
             looked = None if last else dav.looked(list_id, changed.refused)
-            continue
     raise AssertionError("the last try holds the lock")  # pragma: no cover
 
 
@@ -135,14 +121,9 @@ def _put_vouched(
     sent: tuple[int | None, str, bytes, ParsedTodo],
     vouched: tags.Vouched,
 ) -> Stored | None:
-    """An update naming a tag that vouches for its task, in one message, with no lookup
-    (specs/caldav.md, "Cost"): the change locks of the caller's and the task's spaces, the
-    tag tested where the object is served (`vouch`: under the locks), the kept object at
-    the version, then the service's update naming it, committing. The body is read on the
-    task's clock, as `_put` reads it. None: nothing written, and either the PUT says more
-    than this path writes (a parent, a rule, an occurrence) or the database refused it for
-    a reason the lookup words (a missing object, a role, a UID): `_put` then answers it. A
-    stale tag on an object there to write is the `412` at once."""
+    """An update naming a tag that vouches for its task, in one message with no lookup. None:
+    nothing written (the PUT says more than this path writes, or a refusal the lookup words);
+    a stale tag on an object there to write is the `412` at once."""
     list_id, name, body, parsed = sent
     if vouched.time_zone != DEFAULT_TIME_ZONE:
         parsed = parse(body, zone=vouched.time_zone)
@@ -166,10 +147,8 @@ def _put_vouched(
 
 
 def _plain(parsed: ParsedTodo, zone: str) -> dict[str, Any]:
-    """What the update of a task with no rule and no parent writes (`_writes_plainly`), read
-    on `zone`: the PUT's fields as a PATCH writes them (but the schedule and the placement;
-    COMPLETED as the client stamps it: `completion`), and the schedule planned from what it
-    sends alone (its due date, zone and reminders: no rule, so no series to keep)."""
+    """What the update of a task with no rule and no parent writes, read on `zone`: the PUT's
+    fields as a PATCH writes them, the schedule planned from what it sends alone (no rule)."""
     resolution = unruled(parsed)
     sent_fields = cast(TaskUpdate, resolution.update).model_dump(exclude_unset=True)
     update = TaskUpdate.model_validate({"time_zone": zone, **sent_fields})
@@ -182,9 +161,7 @@ def _plain(parsed: ParsedTodo, zone: str) -> dict[str, Any]:
 
 
 def _writes_plainly(parsed: ParsedTodo) -> bool:
-    """Whether a PUT's body is what an update of a task with no rule and no parent writes
-    without reading the task (no parent named, no rule, no override): `_put_vouched`'s
-    and `_put_plain`'s."""
+    """Whether a PUT's body names no parent, rule or override: written without a lookup."""
     fields = parsed.fields
     return (
         parsed.parent_uid is None
@@ -197,17 +174,9 @@ def _writes_plainly(parsed: ParsedTodo) -> bool:
 def _put_plain(
     work: UnitOfWork, dav: DavObjectService, sent: tuple[int | None, str, bytes, ParsedTodo]
 ) -> tuple[bool, Stored | None] | Looked | None:
-    """A PUT with no precondition in one message where it is what it most often is: the
-    update of a task with no rule whose parent it leaves, on the zone its DUE names (else
-    UTC, every task's unless set otherwise); a task on another zone, in two (read again on
-    the zone the refusal names). The collection's change locks, then the task served under
-    the name, holding the PUT's UID, named to the write where it is as assumed
-    (`name_plain`), the kept object on it, and the service's update of it, committing
-    (specs/caldav.md, "Cost"). Nothing served under the name (the assumption's refusal says
-    so): the create, with its claim, in the next message, when it needs nothing looked up.
-    False: updated; True: created; else nothing written, to be looked up (any other
-    refusal, a create that lost its name to a concurrent one, or one that must look): what
-    a refusal's message read of that lookup (`DavObjectService.looked`), or None."""
+    """A PUT with no precondition, guessed to be what it most often is: the update of a task
+    with no rule whose parent it leaves, on the zone its DUE names (specs/caldav.md, "Cost").
+    (created, stored) when written; else the lookup the refusal's message read, or None."""
     list_id, name, body, parsed = sent
     zone = str(parsed.fields.get("time_zone") or DEFAULT_TIME_ZONE)
     for attempt in range(2):
@@ -222,8 +191,7 @@ def _put_plain(
             refused = taken
         except (PreconditionFailed, NotFound, Forbidden):
             return None
-        # Its task is as assumed but its zone: the body read on that zone, written again
-        # (the second message; the zone's name is the database's, one of `_ZONES`).
+        # Its task is as assumed but its zone: the body read on that zone, written again.
         _, _, other = refused.what.partition("zone:")
         if attempt == 0 and other in _ZONES and other != zone:
             zone = other
@@ -248,8 +216,7 @@ def _update_named(
     sent: tuple[int | None, str, bytes, ParsedTodo],
     zone: str,
 ) -> Stored:
-    """`_put_plain`'s message: the collection's locks, the task named where it is as
-    assumed (read on `zone`), the kept object on it, the update of it (`_plain`)."""
+    """`_put_plain`'s message: the task named where it is as assumed, its object, its update."""
     list_id, name, _, parsed = sent
     values = _plain(parsed, zone)
     # A completed copy is a new name (`free`) that then finds its occurrence among the
@@ -271,8 +238,7 @@ def _update_named(
 
 
 def _sought(list_id: int | None, name: str, parsed: ParsedTodo) -> Sought:
-    """What a PUT of `parsed` under `name` looks up: the name's task, the UID's holder and
-    the parent's (a derived parent UID names its task)."""
+    """What a PUT looks up: the name's task, the UID's and the parent UID's holders."""
     parent_task = derived_id(f"{parsed.parent_uid}.ics") if parsed.parent_uid else 0
     return Sought(list_id, name, derived_id(name), parsed.uid, parsed.parent_uid, parent_task)
 
@@ -302,7 +268,7 @@ def _put(
     if seen is None:
         raise NotFound(NOT_FOUND)  # a list the caller cannot read: the missing one's 404
     candidates = [served(row) for row in rows]
-    # `find`'s rule: the newest kept object with the name, else a derived name's task.
+    # `objects.get`'s rule: the newest kept object with the name, else a derived name's task.
     found = next((each for each in candidates if each.name == name), None)
     may_write(seen)
     check_preconditions(found, if_match, if_none)
@@ -330,9 +296,8 @@ def _put(
     resolution = _reparented(classify(row, parsed), found, rows, parsed.parent_uid)
     within = resolution.form is Form.OVERRIDE_COMPLETED
     dav.lock_task(row.id)
-    # The object goes on with its series in the completion's own message: given up by the
-    # occurrence at the version read, kept on the next one the completion inserts (a
-    # series with no next occurrence keeps it on its last).
+    # The object goes on with its series in the completion's own message (a series with no
+    # next occurrence keeps it on its last).
     handing = resolution.keep_on == "successor" and goes_on(row)
     after = None
     if handing:
@@ -358,11 +323,9 @@ def _create(
     if_none: str | None,
     locking: bool,
 ) -> Stored:
-    """A new task with the client's object, in one message: the collection's change locks,
-    the name and the UID claimed (a concurrent create that took either refuses this one,
-    nothing written), then the create with the object from its row. Its name taken: `412`
-    under `If-None-Match: *`, else the name's task is looked up and updated instead (a retry,
-    a second device); its UID taken: `no-uid-conflict`."""
+    """A new task with the client's object, in one message, after claiming the name and UID.
+    Its name taken: `412` under `If-None-Match: *`, else `_Changed` (the name's task is then
+    updated instead); its UID taken: `no-uid-conflict`."""
     list_id, name, _, parsed = sent
     kept = parsed.keep.decode()
     fields: dict[str, Any] = parsed.create_fields()
@@ -372,9 +335,7 @@ def _create(
     if parent is not None:
         fields["parent_id"] = parent
         fields.pop("list_id", None)  # a subtask is in its parent's list
-    # In the create's statement where it commits the request; under the lock (the
-    # lookup's transaction goes on) or after a completed copy's read of its collection in a
-    # transaction of ours, with the COMMIT.
+    # The object in the create's statement where it commits the request; else with the COMMIT.
     alone = not locking and dav.can_finish()
     thens = (dav.keep_with_create(parsed.uid, name, kept),) if alone else ()
     dav.claim(_sought(list_id, name, parsed))
@@ -397,9 +358,8 @@ def _create(
 
 
 def _creates_only(name: str, parsed: ParsedTodo, if_match: str | None, if_none: str | None) -> bool:
-    """Whether the PUT can only create (`If-None-Match: *`, no `If-Match`) and needs nothing
-    read first: no parent to find, no derived name or UID (a task no client wrote holds those
-    by its id, not by a kept object the claim sees)."""
+    """Whether the PUT can only create and needs nothing read first: no parent, no derived
+    name or UID (a task no client wrote holds those by its id, which the claim does not see)."""
     return (
         if_none is not None
         and if_none.strip() == "*"
@@ -412,8 +372,7 @@ def _creates_only(name: str, parsed: ParsedTodo, if_match: str | None, if_none: 
 
 
 def _holds(candidate: Served, uid: str) -> bool:
-    """Whether the candidate's served object holds `uid` (a task no client wrote holds none
-    a client can claim: its derived UID names it by its id)."""
+    """Whether the candidate's kept object holds `uid` (a derived UID is no client's)."""
     return candidate.kept is not None and candidate.uid == uid
 
 
@@ -423,18 +382,10 @@ def _completed_copy(
     sent: tuple[int | None, ParsedTodo, str, str],
     every: Any = None,
 ) -> bool | None:
-    """A new object that is the completed copy of an occurrence of a series (todoman, the
-    `caldav` library; specs/caldav.md, "Completing a recurring task"): the copy's object goes
-    to that occurrence, which completes (the series' object then goes on to the next one), or
-    is completed already (the series' PUT came first). Either way one completed task, never
-    the copy and the occurrence both. None: not a copy, an ordinary create. `every`: the
-    collection's tasks, read already (in a refused guess's message), else read here.
-
-    A completion is one message, as a series' completion read already is: the change locks
-    of the caller's and the occurrence's spaces, the copy's object kept on the occurrence at
-    the version read (its name and UID the copy's now: the series' are free), then the
-    completion at that version with its next occurrence, and the series' object kept on that
-    one in the completion's statement (`DavObjectService.hand_on`), committing."""
+    """A new object that is the completed copy of an occurrence (specs/caldav.md, "Completing
+    a recurring task"): its object goes to that occurrence, which completes in one message
+    unless completed already, so there is one completed task, never two. None: not a copy.
+    `every`: the collection's tasks if read already (in a refused guess's message)."""
     list_id, parsed, name, kept = sent
     if not is_completed_copy(parsed):
         return None
@@ -457,11 +408,9 @@ def _completed_copy(
 
 
 def delete(work: UnitOfWork, list_id: int | None, name: str, if_match: str | None) -> None:
-    """Put the task in the trash (restorable), as `DELETE /api/tasks/{id}` does: the lookup
-    (committing with the entry), then the delete naming the version read (changed in between:
-    `412` with If-Match, else again, as `put`). An `If-Match` naming a tag that vouches for
-    its task is one message, as `_put_vouched`: the locks, the tag tested, the delete; so is
-    a DELETE with no If-Match (`DavObjectService.name_task`). A refusal is looked up."""
+    """Put the task in the trash, as `DELETE /api/tasks/{id}` does: one message under a
+    vouching tag or no If-Match, else the lookup then the delete naming the version read
+    (specs/caldav.md, "Cost"); a refusal is looked up."""
     dav: DavObjectService = work.service(DavObjectService)
     vouched = tags.vouched(if_match)
     if vouched is not None:
@@ -478,8 +427,7 @@ def delete(work: UnitOfWork, list_id: int | None, name: str, if_match: str | Non
             pass
         dav.begin_write()  # refused unwritten for a reason a lookup words: looked up
     elif if_match is None:
-        # No version named: whatever is served under the name now goes, in one message (the
-        # collection's locks, the name's task named to the delete, the delete).
+        # No version named: whatever is served under the name now goes, in one message.
         dav.name_task(list_id, name, derived_id(name))
         try:
             if dav.delete_named() is not None:
@@ -509,9 +457,8 @@ def delete(work: UnitOfWork, list_id: int | None, name: str, if_match: str | Non
 
 
 def _parent(rows: Any, uid: str | None) -> int | None:
-    """The task a `RELATED-TO;RELTYPE=PARENT` names in the collection (from the lookup's
-    rows: the newest object holding the UID, else the task a derived UID names), if any. A
-    relation to an object we do not hold is kept in the object only."""
+    """The task of the lookup's `rows` a `RELATED-TO;RELTYPE=PARENT` names (the newest object
+    holding the UID, else a derived UID's task), if any."""
     if uid is None:
         return None
     for row in rows:
@@ -527,12 +474,9 @@ def _parent(rows: Any, uid: str | None) -> int | None:
 def _reparented(
     resolution: Resolution, found: Served, rows: Any, parent_uid: str | None
 ) -> Resolution:
-    """An update's `RELATED-TO;RELTYPE=PARENT`, as a PATCH's `parent_id`: a task of the
-    collection it names (another than the stored parent) moves the task under it; none named
-    moves it to the top level, where the client's own last object named a parent (a client
-    that knows subtasks removed it; one that drops what it does not know, Thunderbird's or
-    Apple's, would otherwise flatten every subtask it edits); a UID the collection does not
-    hold moves nothing."""
+    """An update's parent relation as a PATCH's `parent_id` (specs/caldav.md, "The parent on
+    an update"): none named moves the task to the top only where the client's last object
+    named one, as clients that drop `RELATED-TO` would otherwise flatten every subtask."""
     row = found.row
     if resolution.update is None:
         return resolution

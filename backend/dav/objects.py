@@ -1,12 +1,6 @@
-"""A collection's objects (issue 62; specs/caldav.md, "Objects"): a task as the VTODO one
-reader gets, found by its resource name, and written through the task service.
-
-An object's name is the last segment of the href its client PUT it to (kept with the object:
-`task_dav_objects.name`), or `task-<id>@task-api.ics` for a task no client wrote. Its ETag is
-the one the database computes with every object it reads (`DavObjectService`, `tag`) and
-tests in a write's own message: a hash of everything the reader's body is made of, so a
-listing renders nothing (its format: backend/services/dav_tags.py). A PUT and a DELETE by
-href: object_writes.py.
+"""A collection's objects (specs/caldav.md, "Objects"): a task as the VTODO one reader gets,
+found by its resource name. Its ETag is the one the database computes with every object it
+reads (backend/services/dav_tags.py), so a listing renders nothing. Writes: object_writes.py.
 """
 
 from __future__ import annotations
@@ -90,43 +84,34 @@ def listed(work: UnitOfWork, list_id: int | None) -> tuple[Any | None, list[Serv
     objects, in one statement; a list the caller cannot read is the missing one's 404."""
     if list_id is None:
         return None, objects(work, None)
-    dav: DavObjectService = work.service(DavObjectService)
-    seen, rows = dav.listed(list_id)
-    if seen is None:
-        raise NotFound(NOT_FOUND)
-    the_list = SimpleNamespace(
-        id=seen.list_id_seen, name=seen.list_name, color=seen.list_color, role=seen.list_role
-    )
-    return the_list, [served(row) for row in rows]
+    the_list, members, _ = collection(work, list_id, 1, position=False)
+    return the_list, members
 
 
 def collection(
-    work: UnitOfWork, list_id: int, depth: int
+    work: UnitOfWork, list_id: int, depth: int, *, position: bool = True
 ) -> tuple[SimpleNamespace, list[Served], int]:
     """A list's collection, its objects at Depth 1 and the caller's feed position (its sync
-    token's), in one statement; a list the caller cannot read is the missing one's 404."""
+    token's; 0 unless `position`), in one statement; another user's list is the 404."""
     dav: DavObjectService = work.service(DavObjectService)
-    seen, rows = dav.listed(list_id, position=True, depth=depth)
+    seen, rows = dav.listed(list_id, position=position, depth=depth)
     if seen is None:
         raise NotFound(NOT_FOUND)
     the_list = SimpleNamespace(
         id=seen.list_id_seen, name=seen.list_name, color=seen.list_color, role=seen.list_role
     )
-    return the_list, [served(row) for row in rows], int(seen.position)
+    return the_list, [served(row) for row in rows], int(seen.position) if position else 0
 
 
-def find(work: UnitOfWork, list_id: int | None, name: str) -> Served | None:
+def get(work: UnitOfWork, list_id: int | None, name: str) -> Served:
     """The object served under `name` in the collection, if the caller may read it: the
     newest kept object with that name, else the task a derived name names (one statement)."""
-    derived = DERIVED.fullmatch(name)
-    task_id = int(derived.group(1)) if derived is not None else 0
     dav: DavObjectService = work.service(DavObjectService)
-    rows = dav.named(list_id, name, task_id)
-    for row in rows:
-        found = served(row)
-        if found.name == name:
-            return found
-    return None
+    rows = dav.named(list_id, name, derived_id(name))
+    found = next((each for each in map(served, rows) if each.name == name), None)
+    if found is None:
+        raise NotFound(NOT_FOUND)
+    return found
 
 
 def check_preconditions(found: Served | None, if_match: str | None, if_none: str | None) -> None:
@@ -140,16 +125,8 @@ def check_preconditions(found: Served | None, if_match: str | None, if_none: str
         raise PreconditionFailed()
 
 
-def get(work: UnitOfWork, list_id: int | None, name: str) -> Served:
-    found = find(work, list_id, name)
-    if found is None:
-        raise NotFound(NOT_FOUND)
-    return found
-
-
 def may_write(seen: Any) -> None:
-    """A collection the caller only reads (a viewer's, a commenter's): 403 before anything
-    is written (the service would refuse the write too)."""
+    """A collection the caller only reads (a viewer's, a commenter's): 403 before any write."""
     if Action.TASK_WRITE not in permitted(seen.list_role, Action.TASK_WRITE):
         raise Forbidden(READ_ONLY)
 

@@ -1,40 +1,7 @@
-"""How CalDAV clients complete one occurrence of a recurring task, and what each becomes here
-(issue 62; specs/caldav.md, "Completing a recurring task").
-
-A recurring task here is one open occurrence; completing it (the service's own completion, as
-`PATCH completed=true` does) leaves it completed and inserts the next occurrence. Clients say
-"this occurrence is done" in three shapes, each resolved into that one completion, so the end
-is always one completed occurrence and one open one, never two open ones or a lost one:
-
-- `OVERRIDE_COMPLETED` (Thunderbird, eM Client; the `caldav` library's thisandfuture mode):
-  the master unchanged plus a VTODO marked COMPLETED with RECURRENCE-ID = the open
-  occurrence's due date, or with the open occurrence's DUE (the library names it by its
-  DTSTART, and adds a RANGE=THISANDFUTURE override for the rest, which stays the client's).
-- `DUE_ADVANCED` (Tasks.org through its own sync or DAVx5): the master's DUE moved to a later
-  occurrence of the same rule, STATUS back to NEEDS-ACTION (a COMPLETED time may linger). A
-  DUE moved off the rule is a completion only when COMPLETED is present ("repeat from the
-  completion date"); otherwise it is a postponement, a plain update.
-- `COMPLETED_COPY` (todoman, the `caldav` library): a new UID holding a completed copy (no
-  RRULE) of the open occurrence (same SUMMARY and DUE), plus the master with DUE advanced.
-  Whichever of the two PUTs comes first completes the occurrence; the other then changes
-  nothing (`match_completed_copy` finds the occurrence the copy stands for).
-- `MASTER_COMPLETED`: the master itself STATUS:COMPLETED with its RRULE, nothing else
-  saying which occurrence: RFC 5545 puts a master's STATUS on the whole recurrence set, so
-  the series ends (`PATCH completed=true, recurrence=null`): the task completed, no next
-  occurrence. Clients completing one occurrence use one of the three forms above; the
-  `caldav` library's plain `complete()` means the whole series. The object (STATUS:COMPLETED
-  with its RRULE) stays the task's, served as sent (`vtodo.render` keeps the rule of a
-  completed master).
-- `SERIES_BEHIND`: Thunderbird's object from before it read our answer (a replay, an edit made
-  offline): its master's DUE is an occurrence completed here already, its override says so;
-  the other fields apply, the schedule stays (no due date moves back, nothing reopens); its
-  master sent COMPLETED on the same rule ends the series, as `MASTER_COMPLETED`.
-
-The client's object (its UID and href) follows the series: after a completion it belongs to
-the new open occurrence (`Resolution.keep_on == "successor"`). An `OVERRIDE_COMPLETED`
-occurrence is served inside that object, as its client sent it (no object of its own); one
-completed by `DUE_ADVANCED` is served under its own derived UID; the completed copy's object
-(`COMPLETED_COPY`) stays with the completed occurrence.
+"""How CalDAV clients complete one occurrence of a recurring task, each shape resolved into
+the service's own completion (specs/caldav.md, "Completing a recurring task": the forms, the
+clients that send them, where the completed occurrence is served), so the end is always one
+completed occurrence and one open one, never two open ones or a lost one.
 """
 
 from __future__ import annotations
@@ -78,13 +45,10 @@ class Form(StrEnum):
 
 @dataclass(frozen=True)
 class Resolution:
-    """What one PUT becomes. `update`: the fields written on the stored task (for a completing
-    form: the PUT's fields but the schedule and reminders, with `completed: true`, which the
-    service's own completion turns into the next occurrence); `completes`: it completes an
-    occurrence; `successor_update`: what the PUT says of the next occurrence that the
-    service's copy does not (the writer's new reminders; a due date off the rule), inserted
-    so with the completion (`apply`); `keep_on`: which task the
-    PUT's object belongs to afterwards."""
+    """What one PUT becomes. `update`: the fields written on the stored task (a completing
+    form's with `completed: true`); `successor_update`: what the PUT says of the next
+    occurrence that the service's copy does not (new reminders, a due date off the rule);
+    `keep_on`: which task the PUT's object belongs to afterwards."""
 
     form: Form
     update: TaskUpdate | None
@@ -135,10 +99,8 @@ def classify(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
 
 
 def unruled(parsed: ParsedTodo) -> Resolution:
-    """`classify` of a PUT sending no rule on a task with none (what `_plain` makes of it,
-    whatever else the stored task is): a PATCH of every field, the client's completion time
-    kept. A write that knows this of the stored task without reading it (an object's tag
-    says so, `dav_tags.vouched`) needs nothing more of it."""
+    """`classify` of a PUT sending no rule on a task with none, for a write that knows this
+    without reading the task (`dav_tags.vouched`): a PATCH of every field."""
     if parsed.fields.get("recurrence") is not None or parsed.overrides:
         raise ValueError("a PUT with a rule is classified against the stored task")
     update = TaskUpdate.model_validate(parsed.fields)
@@ -153,9 +115,8 @@ def is_completed_copy(parsed: ParsedTodo) -> bool:
 
 
 def match_completed_copy(parsed: ParsedTodo, candidates: Iterable[TaskRow]) -> TaskRow | None:
-    """The occurrence a completed copy (`is_completed_copy`) stands for: the recurring task
-    among `candidates` (the collection's tasks, open or completed) with its SUMMARY and DUE.
-    None: an ordinary new task."""
+    """The recurring task among `candidates` (open or completed) a completed copy stands for:
+    its SUMMARY and DUE. None: an ordinary new task."""
     if not is_completed_copy(parsed):
         return None
     fields = parsed.fields
@@ -188,15 +149,10 @@ def classify_copy(occurrence: TaskRow, parsed: ParsedTodo) -> Resolution:
 def apply(
     work: UnitOfWork, stored: TaskRow, resolution: Resolution, after: Then | None = None
 ) -> TaskRow:
-    """Write `resolution` over `stored`, the task as this PUT read it, at the version read,
-    in one message, from the task service's own statements (as a PATCH of it writes: the
-    same validation, events and change feed): its fields as sent (`AS_SENT`; a completion
-    with the client's COMPLETED where no series completes: `completion`), its schedule
-    planned over the row read (`replanned`), its placement, and for a completion the
-    series' next occurrence (`successor`, moved as `successor_update` says) written with
-    it, exactly once; `after` then writes on that occurrence (`TaskService.write_over`).
-    `412` (`PreconditionFailed`) where the task is no longer the version read. The task the
-    PUT named, as written."""
+    """Write `resolution` over `stored` at the version read, in one message of the task
+    service's own statements (as a PATCH of it writes), a completion with the series' next
+    occurrence exactly once (`after` then writes on it). `412` where the task is no longer
+    the version read; the task the PUT named, as written."""
     change = resolution.update
     if change is None:  # ADOPTED_COPY: the occurrence is completed already
         return stored
@@ -227,11 +183,11 @@ def apply(
     return written
 
 
-def _fields(parsed: ParsedTodo) -> TaskUpdate:
+def _fields(parsed: ParsedTodo, **more: Any) -> TaskUpdate:
     """The PUT's fields but its schedule and reminders, and `completed: true`: the occurrence
     completes (its reminders are the ones the next occurrence copies)."""
     values = {k: v for k, v in parsed.fields.items() if k not in _SCHEDULE}
-    return TaskUpdate.model_validate({**values, "completed": True})
+    return TaskUpdate.model_validate({**values, "completed": True, **more})
 
 
 def _completing(
@@ -255,9 +211,7 @@ def _completing(
 def _series_ended(parsed: ParsedTodo) -> Resolution:
     """`MASTER_COMPLETED`: the PUT's fields but the schedule, completed, the rule ended (no
     next occurrence: the service inserts one only for a task that keeps its rule)."""
-    values = {k: v for k, v in parsed.fields.items() if k not in _SCHEDULE}
-    update = TaskUpdate.model_validate({**values, "completed": True, "recurrence": None})
-    return Resolution(Form.MASTER_COMPLETED, update, completes=True)
+    return Resolution(Form.MASTER_COMPLETED, _fields(parsed, recurrence=None), completes=True)
 
 
 def _reminders(reminders: Any) -> list[dict[str, Any]]:
@@ -267,8 +221,7 @@ def _reminders(reminders: Any) -> list[dict[str, Any]]:
 
 def _plain(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
     """The PUT as a PATCH of every field; the rule left out when it is the stored one as we
-    serve it (a `COUNT` series' later occurrence goes out with one `UNTIL`): written, it
-    would start the series again at the due date."""
+    serve it: written, it would start the series again at the due date."""
     fields = parsed.fields
     ended = stored.completed and stored.recurrence is None and fields.get("completed")
     if ended or (stored.recurrence is not None and _same_rule(stored, fields.get("recurrence"))):

@@ -1,10 +1,7 @@
-"""A collection's REPORTs (RFC 4791 §7.8, §7.9): `calendar-multiget` (the objects named, each
-href once, a 404 for one that is not there) and `calendar-query` (a VTODO comp-filter with a
-`time-range` and `prop-filter`s: `text-match`, `is-not-defined`, or defined). Both read the
-collection in one statement and render only the objects whose `calendar-data` is asked for
-(or whose properties a `prop-filter` tests, past the columns a task's row answers:
-`_FROM_COLUMN`, from the calendar mapping). Depth is ignored (0 and 1 alike, as clients send
-either).
+"""A collection's REPORTs (RFC 4791 §7.8, §7.9; specs/caldav.md, "Objects"): `calendar-multiget`
+and `calendar-query`, each reading the collection in one statement and rendering only the
+objects whose `calendar-data` is asked for or whose properties a `prop-filter` tests past the
+row's columns (`_FROM_COLUMN`).
 """
 
 from __future__ import annotations
@@ -52,8 +49,7 @@ def listed(served: Served, list_id: int | None, names: Iterable[str] = ()) -> Fo
 
 
 def answer(work: UnitOfWork, list_id: int | None, asked: ReportRequest) -> bytes:
-    """The 207 body of the REPORT `asked` on the collection of `list_id` (its rows read in one
-    statement; the list itself by the caller, who must be able to read it)."""
+    """The 207 body of the REPORT `asked` on the collection (its rows read in one statement)."""
     _, every = objects.listed(work, list_id)  # a list the caller cannot read: the 404
     window = _window(asked.time_range)
     missing: list[str] = []
@@ -86,8 +82,7 @@ def _path(href: str) -> str:
 def _window(time_range: tuple[str | None, str | None] | None) -> tuple[Any, Any] | None:
     if time_range is None:
         return None
-    start, end = (_instant(value) for value in time_range)
-    return start, end
+    return _instant(time_range[0]), _instant(time_range[1])
 
 
 def _instant(value: str | None) -> datetime | None:
@@ -99,10 +94,8 @@ def _instant(value: str | None) -> datetime | None:
         raise InvalidRequest(_BAD_TIME) from None
 
 
-# The properties a VTODO takes from one text column of its task alone (SUMMARY, DESCRIPTION:
-# the mapping's `column` entries): a `prop-filter` on one of them is decided on the task's row,
-# before anything is built, so a query renders only the objects it returns. A filter on any
-# other property is tested on the rendered object.
+# The properties a VTODO takes from one text column of its task alone (SUMMARY, DESCRIPTION): a
+# `prop-filter` on one is decided on the row, so a query renders only the objects it returns.
 _FROM_COLUMN = {m.name: m.fields[0] for m in MAPPING if m.column}
 
 
@@ -124,13 +117,7 @@ def _matches(served: Served, asked: ReportRequest, window: tuple[Any, Any] | Non
 def _column_matches(row: Any, test: TextMatch) -> bool:
     """`_prop_matches` on the column the property is rendered from."""
     value = getattr(row, _FROM_COLUMN[test.prop]) or None
-    if test.is_not_defined:
-        return value is None
-    if value is None:
-        return False
-    if test.text is None:
-        return True
-    return (test.text.casefold() in str(value).casefold()) != test.negate
+    return _tested(test, None if value is None else [str(value)])
 
 
 def _in_window(row: Any, start: datetime | None, end: datetime | None) -> bool:
@@ -188,16 +175,17 @@ def _later_occurrence(row: Any, after: datetime) -> datetime | None:
 
 def _prop_matches(todo: Any, test: TextMatch) -> bool:
     values = todo.get(test.prop)
-    if test.is_not_defined:
-        return values is None
-    if values is None:
-        return False
+    items = values if isinstance(values, list) else [values]
+    return _tested(test, None if values is None else [_text(item) for item in items])
+
+
+def _tested(test: TextMatch, texts: list[str] | None) -> bool:
+    """A `prop-filter`'s test on the property's texts (None: it is not defined)."""
+    if test.is_not_defined or texts is None:
+        return test.is_not_defined and texts is None
     if test.text is None:
         return True
-    items = values if isinstance(values, list) else [values]
-    texts = [_text(item) for item in items]
-    hit = any(test.text.casefold() in text.casefold() for text in texts)
-    return hit != test.negate
+    return any(test.text.casefold() in text.casefold() for text in texts) != test.negate
 
 
 def _text(value: Any) -> str:

@@ -1,13 +1,7 @@
 """The DAV resources and their properties. Paths are the caller's own: `/dav/principal/` is
-whoever signed in (there is no other user's principal to ask for), `/dav/calendars/` its
-calendar home, `/dav/calendars/{list_id}/` a list it may read (own or shared) and
-`/dav/calendars/no-list/` its tasks in no list. A list is read through `ListService` (the
-access relation): one the caller may not read is the missing one's 404.
-
-A collection's `sync-token` and `getctag` (one value: backend/dav/sync.py) are read only when
-a PROPFIND names them (not for `allprop`, RFC 6578 §4): a list's with the list itself
-(`objects.collection`), the home's and the tasks in no list's in a statement of their own. A
-collection's objects are `collection_path(...) + "<name>"` (backend/dav/objects.py).
+whoever signed in, `/dav/calendars/` its home, `/dav/calendars/{list_id}/` a list it may read
+and `/dav/calendars/no-list/` its tasks in no list. A collection's `sync-token` and `getctag`
+are read only when a PROPFIND names them (not for `allprop`, RFC 6578 §4).
 """
 
 from __future__ import annotations
@@ -34,8 +28,7 @@ def collection_path(list_id: int | None) -> str:
 
 
 def list_of(segment: str) -> int | str | None:
-    """The list a collection's path segment names: its id, None (no list), or the segment
-    itself when it names none (the missing collection's 404)."""
+    """The list a collection's path segment names: its id, None (no list), or the segment."""
     if segment == NO_LIST:
         return None
     if _LIST_SEGMENT.fullmatch(segment):
@@ -44,16 +37,13 @@ def list_of(segment: str) -> int | str | None:
 
 
 def _collection(*types: str) -> list[Element]:
-    """`resourcetype`'s value: a collection, and what else it is (`principal`, `calendar`);
-    the elements go straight inside `D:resourcetype` (a client reading its children found
-    none when they were wrapped in a second `resourcetype`, and listed no calendar)."""
+    """`resourcetype`'s value: a collection, and what else it is, straight inside
+    `D:resourcetype` (wrapped in a second one, a client listed no calendar)."""
     return [element(t) for t in (clark(DAV, "collection"), *types)]
 
 
 def _privileges(role: str, writes: bool) -> list[Any]:
-    """`current-user-privilege-set` by role and the password's scope: read; write-content,
-    bind, unbind for a role that may write tasks; write-properties for one that may rename the
-    list (backend/services/access.py decides both)."""
+    """`current-user-privilege-set` by role (services/access.py) and the password's scope."""
     may = permitted(role, Action.TASK_WRITE, Action.LIST_RENAME) if writes else frozenset()
     names = ["read"]
     if Action.TASK_WRITE in may:
@@ -120,16 +110,11 @@ def collection(row: Any | None, writes: bool, token: str | None = None) -> Found
     """A list's collection (`row`: a `ListRow`, with the caller's `role`), or the tasks in no
     list's (None: the caller's own); `token`, its sync token, when the PROPFIND names it
     (`sync-token` and CalendarServer's `getctag` alike)."""
-    components = element(
-        clark(CALDAV, "supported-calendar-component-set"),
-        None,
-        _component("VTODO"),
-    )
     role = "owner" if row is None else row.role
     properties: dict[str, Value] = {
         clark(DAV, "resourcetype"): _collection(clark(CALDAV, "calendar")),
         clark(DAV, "displayname"): NO_LIST_NAME if row is None else row.name,
-        clark(CALDAV, "supported-calendar-component-set"): list(components),
+        clark(CALDAV, "supported-calendar-component-set"): [_component("VTODO")],
         clark(DAV, "current-user-privilege-set"): _privileges(role, writes),
         clark(DAV, "owner"): href(PRINCIPAL) if owns(role) else None,
         clark(DAV, "supported-report-set"): _supported_reports(),

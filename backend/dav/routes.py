@@ -1,17 +1,8 @@
-"""The DAV routes: discovery (`/.well-known/caldav` -> the root), OPTIONS and PROPFIND on the
-root, the principal, the calendar home and each collection; REPORT, PROPPATCH and DELETE on a
-collection, MKCALENDAR and extended MKCOL of a new one (backend/dav/lists.py); GET, HEAD, PUT,
-DELETE and PROPFIND on an object (backend/dav/objects.py, reports.py).
-
-Each route is async and signs in first (`dav_route`: the app password's check, in the thread
-pool), before its path is looked at or its body read: a stranger learns nothing, not even
-whether a path exists, and no byte of its body is parsed. Then the route reads its bounded
-body on the event loop (`MAX_BODY_BYTES`: `own_bodies`), parses it, and
-runs its services in one thread-pool hop inside the caller's unit of work (`_in_work`), as
-`DoorRoute` does for REST. An error is a DAV error body (`D:error`, XML) with the error
-family's status and headers, never a 5xx for anything a client sends. None is in the OpenAPI
-document (its methods are not HTTP's that OpenAPI describes); specs/api-contract.md, "CalDAV",
-is their contract.
+"""The DAV routes (their contract: specs/api-contract.md, "CalDAV"; none is in the OpenAPI
+document). Each signs in first (`dav_route`), before its path is looked at or its body read, so
+a stranger learns nothing, not even whether a path exists; then it reads its bounded body on
+the event loop and runs its services in one thread-pool hop inside the caller's unit of work
+(`_in_work`), as `DoorRoute` does for REST. An error is a DAV error body, never a 5xx.
 """
 
 from __future__ import annotations
@@ -65,8 +56,7 @@ DAV_PATHS = re.compile(rf"{re.escape(DAV_ROOT.rstrip('/'))}(/|$)")
 
 def own_bodies(app: ASGIApp) -> ASGIApp:
     """DAV's steps 6-7 of the edge (backend/api/middleware.py): none. Each route reads its
-    body itself, bounded, after its sign-in (`_body`: past `MAX_BODY_BYTES`, a DAV error
-    body), and answers every error itself (`dav_route`)."""
+    body itself, bounded, after its sign-in (`_body`), and answers every error itself."""
     return app
 
 
@@ -75,12 +65,8 @@ def own_bodies(app: ASGIApp) -> ASGIApp:
 # calendar); `Allow` says which methods each resource answers.
 DAV_HEADER = "1, 3, calendar-access, extended-mkcol"
 ALLOW = "OPTIONS, PROPFIND"
-# A collection answers REPORT too, PROPPATCH (its list's name and colour) and DELETE (its list
-# to the trash); its objects GET, HEAD, PUT and DELETE (a collection the
-# caller only reads, or a `read` password, is told no PUT or DELETE).
 ALLOW_COLLECTION = "OPTIONS, PROPFIND, REPORT, PROPPATCH, DELETE"
 ALLOW_OBJECT = "OPTIONS, PROPFIND, GET, HEAD, PUT, DELETE"
-ALLOW_OBJECT_READ = "OPTIONS, PROPFIND, GET, HEAD"
 NOT_FOUND = "Not found"  # every missing resource, another user's list included: one answer
 BAD_DEPTH = "Depth is 0 or 1 here"
 NO_COLLECTION_TAG = "A collection has no ETag to match"
@@ -143,24 +129,18 @@ def _depth(request: Request, default: str = "0") -> int:
 async def _in_work(
     request: Request, response: Response, run: Callable[[UnitOfWork, bool], Response]
 ) -> Response:
-    """Run `run(work, writes)` (`writes`: the password may write) in one thread-pool hop
-    inside the unit of work `dav_route` signed in."""
+    """`run(work, the password may write)` in one thread-pool hop, in `dav_route`'s work."""
 
     def hop() -> Response:
         work: UnitOfWork = request.state.dav_work
         with work:
-            return run(work, _writes(request))
+            return run(work, request.state.dav_scope is AppPasswordScope.read_write)
 
     answer = await run_in_threadpool(hop)
     for name, value in response.headers.items():
         if name.lower().startswith("ratelimit"):
             answer.headers[name] = value
     return answer
-
-
-def _writes(request: Request) -> bool:
-    scope: AppPasswordScope = request.state.dav_scope
-    return scope is AppPasswordScope.read_write
 
 
 def dav_route(
@@ -185,13 +165,8 @@ def dav_route(
     return answer
 
 
-def _multistatus(found: list[Found], body: bytes, allow: str = ALLOW) -> Response:
-    return Response(
-        multistatus(found, propfind_request(body)),
-        status_code=207,
-        media_type=MEDIA_TYPE,
-        headers=_dav_headers(allow),
-    )
+def _multistatus(body: bytes, allow: str = ALLOW) -> Response:
+    return Response(body, 207, media_type=MEDIA_TYPE, headers=_dav_headers(allow))
 
 
 @router.api_route("/.well-known/caldav", methods=["GET", "HEAD", "PROPFIND", "OPTIONS"])
@@ -201,7 +176,7 @@ async def well_known_caldav(request: Request) -> Response:
     return RedirectResponse(f"{root}{DAV_ROOT}", status_code=301)
 
 
-async def _options(request: Request, allow: str = ALLOW) -> Response:
+def _options(allow: str = ALLOW) -> Response:
     return Response(status_code=200, headers=_dav_headers(allow))
 
 
@@ -211,22 +186,23 @@ async def _propfind(
     found: Callable[..., list[Found]],
     allow: str = ALLOW,
 ) -> Response:
-    body = await _body(request)
-    asked = propfind_request(body)  # a malformed body is 400 before anything else is done
+    """OPTIONS, or a PROPFIND answered from `found(work, depth, writes)`."""
+    if request.method == "OPTIONS":
+        return _options(allow)
+    asked = propfind_request(await _body(request))  # malformed: 400 before anything is done
     depth = _depth(request)
     request.state.dav_wants_token = resources.wants_token(asked.names)
     return await _in_work(
         request,
         response,
-        lambda work, writes: _multistatus(found(work, depth, writes), body, allow),
+        lambda work, writes: _multistatus(multistatus(found(work, depth, writes), asked), allow),
     )
 
 
 def _token_of(
     request: Request, work: UnitOfWork, list_ids: list[int | None]
 ) -> Callable[[int | None], str | None]:
-    """The collections' sync tokens, when the PROPFIND names them (every collection's position
-    read in one statement)."""
+    """The collections' sync tokens when the PROPFIND names them (one statement for all)."""
     if not request.state.dav_wants_token:
         return lambda list_id: None
     positions = sync.heads(work, list_ids)
@@ -236,9 +212,6 @@ def _token_of(
 @router.api_route(_route(DAV_ROOT), methods=["OPTIONS", "PROPFIND"])
 @dav_route
 async def dav_root(request: Request, response: Response) -> Response:
-    if request.method == "OPTIONS":
-        return await _options(request)
-
     def found(work: UnitOfWork, depth: int, writes: bool) -> list[Found]:
         # The root's children are the principal and the home.
         return [resources.root()] + (
@@ -251,9 +224,6 @@ async def dav_root(request: Request, response: Response) -> Response:
 @router.api_route(_route(resources.PRINCIPAL), methods=["OPTIONS", "PROPFIND"])
 @dav_route
 async def dav_principal(request: Request, response: Response) -> Response:
-    if request.method == "OPTIONS":
-        return await _options(request)
-
     def found(work: UnitOfWork, depth: int, writes: bool) -> list[Found]:
         return [resources.principal(_display_name(work))]
 
@@ -264,8 +234,6 @@ async def dav_principal(request: Request, response: Response) -> Response:
 @dav_route
 async def dav_home(request: Request, response: Response) -> Response:
     """The calendar home; Depth 1: every list the caller may read, and the tasks in no list."""
-    if request.method == "OPTIONS":
-        return await _options(request)
 
     def found(work: UnitOfWork, depth: int, writes: bool) -> list[Found]:
         here = [resources.home()]
@@ -282,19 +250,10 @@ async def dav_home(request: Request, response: Response) -> Response:
 
 # What each method does to the list a collection or an object names: the role matrix
 # (tests/sharing/test_role_matrix.py) generates its DAV cases from these declarations.
-_COLLECTION_ACTIONS = {
-    "PROPFIND": Action.LIST_READ,
-    "REPORT": Action.LIST_READ,
-    "PROPPATCH": Action.LIST_RENAME,
-    "DELETE": Action.LIST_DELETE,
-}
-_OBJECT_ACTIONS = {
-    "PROPFIND": Action.LIST_READ,
-    "GET": Action.LIST_READ,
-    "HEAD": Action.LIST_READ,
-    "PUT": Action.TASK_WRITE,
-    "DELETE": Action.TASK_WRITE,
-}
+_COLLECTION_ACTIONS = dict.fromkeys(("PROPFIND", "REPORT"), Action.LIST_READ)
+_COLLECTION_ACTIONS |= {"PROPPATCH": Action.LIST_RENAME, "DELETE": Action.LIST_DELETE}
+_OBJECT_ACTIONS = dict.fromkeys(("PROPFIND", "GET", "HEAD"), Action.LIST_READ)
+_OBJECT_ACTIONS |= dict.fromkeys(("PUT", "DELETE"), Action.TASK_WRITE)
 
 
 @router.api_route(
@@ -304,14 +263,11 @@ _OBJECT_ACTIONS = {
 )
 @dav_route
 async def dav_collection(request: Request, response: Response) -> Response:
-    """A collection: a list the caller may read (`ListService.get`: another user's list is
-    the missing one's 404), or the tasks in no list. Depth 1 lists its objects (href, ETag,
-    content type: no object rendered); REPORT answers `calendar-multiget` and
-    `calendar-query` (backend/dav/reports.py) and `sync-collection` (backend/dav/sync.py);
-    PROPPATCH renames and recolours the list, DELETE trashes it (backend/dav/lists.py)."""
+    """A collection: a list the caller may read (another user's is the missing one's 404), or
+    the tasks in no list; REPORT: reports.py and sync.py; PROPPATCH and DELETE: lists.py."""
     list_id = _collection_of(request)
     if request.method == "OPTIONS":
-        return await _options(request, ALLOW_COLLECTION)
+        return _options(ALLOW_COLLECTION)
     if request.method == "PROPPATCH":
         update = proppatch_request(await _body(request))
 
@@ -319,7 +275,7 @@ async def dav_collection(request: Request, response: Response) -> Response:
             with _the_collection():
                 statuses = lists.proppatch(work, list_id, update)
             body = propstats(resources.collection_path(list_id), statuses)
-            return Response(body, 207, media_type=MEDIA_TYPE, headers=_dav_headers())
+            return _multistatus(body)
 
         return await _in_work(request, response, patched)
     if request.method == "DELETE":
@@ -336,11 +292,8 @@ async def dav_collection(request: Request, response: Response) -> Response:
         asked = report_request(await _body(request))
 
         def reported(work: UnitOfWork, writes: bool) -> Response:
-            if asked.kind == "sync":
-                body = sync.answer(work, list_id, asked)
-            else:
-                body = reports.answer(work, list_id, asked)
-            return Response(body, 207, media_type=MEDIA_TYPE, headers=_dav_headers())
+            body = (sync.answer if asked.kind == "sync" else reports.answer)(work, list_id, asked)
+            return _multistatus(body)
 
         return await _in_work(request, response, reported)
 
@@ -369,12 +322,9 @@ _MADE_BY = {"MKCALENDAR": clark(CALDAV, "mkcalendar"), "MKCOL": clark(DAV, "mkco
 @router.api_route(resources.HOME + "{segment}", methods=list(_MADE_BY))
 @dav_route
 async def dav_make_collection(request: Request, response: Response) -> Response:
-    """MKCALENDAR (RFC 4791 5.3.1) or extended MKCOL (RFC 5689) under the home: a new list
-    of the caller's (backend/dav/lists.py `create`, `ListService.create` as `POST
-    /api/lists`), `201` with its collection's URL in `Location` (`/dav/calendars/{list_id}/`:
-    the list's id is the server's, the client's segment names it when the body does not).
-    A segment of the server's own (a list id, `no-list`) is a resource that exists: `405`,
-    whether or not the caller may read that list, before the body is read."""
+    """MKCALENDAR (RFC 4791 5.3.1) or extended MKCOL (RFC 5689): a new list (`lists.create`),
+    `201` with its collection's URL in `Location`. A segment of the server's own (a list id,
+    `no-list`) exists: `405`, whether or not the caller may read that list."""
     segment = request.path_params["segment"]
     if not isinstance(resources.list_of(segment), str):
         raise MethodRefused(ALLOW_COLLECTION)
@@ -409,11 +359,9 @@ def _list_row(work: UnitOfWork, list_id: int | None) -> Any:
     """The collection's list (None: the tasks in no list); another user's is the 404."""
     if list_id is None:
         return None
-    try:
+    with _the_collection():
         lists: ListService = work.service(ListService)
         return lists.get(list_id)
-    except NotFound:
-        raise NotFound(NOT_FOUND) from None
 
 
 @router.api_route(
@@ -423,17 +371,15 @@ def _list_row(work: UnitOfWork, list_id: int | None) -> Any:
 )
 @dav_route
 async def dav_object(request: Request, response: Response) -> Response:
-    """One object: a task as the VTODO the caller gets (backend/dav/objects.py). GET renders
-    it with the reader's own reminders; PUT writes it through the task service (201 a new
-    task, 204 an update), DELETE puts the task in the trash; both honour If-Match and
-    If-None-Match. A task the caller cannot read is the missing one's 404."""
+    """One object: a task as the VTODO the caller gets (objects.py), written by href
+    (object_writes.py); a task the caller cannot read is the missing one's 404."""
     list_id = _collection_of(request)
     name = request.path_params["name"]
     if not name or "/" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise NotFound(NOT_FOUND)  # no object has such a name (nor could: NUL is no text)
     method = request.method
     if method == "OPTIONS":
-        return await _options(request, ALLOW_OBJECT)
+        return _options(ALLOW_OBJECT)
     if_match = request.headers.get("if-match")
     if method == "PUT":
         body = await _body(request)
@@ -454,16 +400,14 @@ async def dav_object(request: Request, response: Response) -> Response:
 
         return await _in_work(request, response, deleted)
     if method == "PROPFIND":
-        body = await _body(request)
-        propfind_request(body)
+        asked = propfind_request(await _body(request))
         _depth(request)
-        return await _in_work(
-            request,
-            response,
-            lambda work, writes: _multistatus(
-                [reports.listed(objects.get(work, list_id, name), list_id)], body, ALLOW_OBJECT
-            ),
-        )
+
+        def one(work: UnitOfWork, writes: bool) -> Response:
+            found = [reports.listed(objects.get(work, list_id, name), list_id)]
+            return _multistatus(multistatus(found, asked), ALLOW_OBJECT)
+
+        return await _in_work(request, response, one)
 
     def read(work: UnitOfWork, writes: bool) -> Response:
         served = objects.get(work, list_id, name)
@@ -471,7 +415,7 @@ async def dav_object(request: Request, response: Response) -> Response:
         headers = {"ETag": served.tag, **_dav_headers(ALLOW_OBJECT)}
         if method == "HEAD":
             headers["Content-Length"] = str(len(content))
-            return Response(status_code=200, headers=headers, media_type=objects.CONTENT_TYPE)
+            content = b""
         return Response(content, status_code=200, headers=headers, media_type=objects.CONTENT_TYPE)
 
     return await _in_work(request, response, read)
@@ -490,8 +434,7 @@ _EVERY_METHOD = [
 @router.api_route(DAV_ROOT + "{rest:path}", methods=_EVERY_METHOD)
 @dav_route
 async def dav_unknown(request: Request, response: Response) -> Response:
-    """Any other path under the root: the one 404; a method the path's resource does not
-    answer: 405 with what it does."""
+    """Any other path under the root: the one 404; a method its resource lacks: 405."""
     for route in router.routes:
         if getattr(route, "endpoint", None) is dav_unknown or not isinstance(route, APIRoute):
             continue

@@ -1,25 +1,12 @@
-"""`sync-collection` (RFC 6578) and the collection's `sync-token` / `getctag` (issue 62;
-specs/caldav.md, "Sync").
-
-A token is a position of the caller's change feed with DAV's own events in it
-(backend/services/changes.py `CollectionFeed`), bound to its collection:
-`urn:x-task-api:sync:<list id or no-list>:<position>`, where the position is the collection's
-latest event (`collection_head`): a change elsewhere does not move it, so a client that
-compares tokens (or `getctag`) re-lists only the collections that changed. A token naming an
-event the feed no longer holds, and past how far pruning went (a database restored from before
-it), is `valid-sync-token`, as a pruned one is. The initial sync (an empty token) lists
-every object; a later one reports every object of an event of the collection after the
-position (a task's change through any door, a kept object's, a move out, access ended) as it
-is now: a member still served here with its ETag (and `calendar-data` when asked), one no
-longer served a `404` under each name a client may hold it by (its derived name, and the
-names its kept object had in those events). An unchanged collection is one statement and
-builds no object.
+"""`sync-collection` (RFC 6578) and the collection's `sync-token` / `getctag` (specs/caldav.md,
+"Sync"): a token is the position of the collection's latest event in the caller's change feed
+(`CollectionFeed`), so a change elsewhere does not move it; a later sync reports every object
+of an event after it as it is now (served, or a `404` under each name a client may hold it by).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from backend.dav import objects, resources
 from backend.dav.objects import Served
@@ -48,8 +35,7 @@ _TOO_MANY = "More objects than the limit asked for: sync without a limit, or a l
 
 
 class TooManyMatches(PreconditionRefused):
-    """A `limit` the answer cannot keep to (RFC 6578 §3.7: the initial listing, which has no
-    partial token, or one change naming more hrefs than the limit): `507`."""
+    """A `limit` the answer cannot keep to (RFC 6578 §3.7): `507`."""
 
     status_code = 507
     code = "NUMBER_OF_MATCHES_WITHIN_LIMITS"
@@ -68,8 +54,7 @@ def _segment(list_id: int | None) -> str:
 
 
 def position_of(sent: str, list_id: int | None) -> int:
-    """The position in a token of this collection; anything else (malformed, another
-    collection's) is RFC 6578's `valid-sync-token` error."""
+    """The position in a token of this collection; anything else is `valid-sync-token`."""
     matched = _TOKEN.fullmatch(sent)
     if matched is None or matched.group(1) != _segment(list_id):
         raise PreconditionRefused(clark(DAV, "valid-sync-token"), _STALE)
@@ -80,12 +65,6 @@ def heads(work: UnitOfWork, list_ids: list[int | None]) -> dict[int | None, int]
     """Each collection's position now, for its `sync-token` and `getctag` (one statement)."""
     feed: CollectionFeed = work.service(CollectionFeed)
     return feed.heads(list_ids)
-
-
-@dataclass
-class _Answer:
-    served: dict[str, Served]  # href -> object, in the order reported
-    gone: dict[str, None]  # hrefs, in order
 
 
 def answer(work: UnitOfWork, list_id: int | None, asked: ReportRequest) -> bytes:
@@ -113,17 +92,16 @@ def answer(work: UnitOfWork, list_id: int | None, asked: ReportRequest) -> bytes
     now = dav.changed(list_id, task_ids, names)
     by_task = {int(row.id): objects.served(row) for row in now}
     by_href = {each.href(list_id): each for each in by_task.values()}
-    reported = _Answer({}, {})
+    served: dict[str, Served] = {}  # href -> object, in the order reported
+    gone: dict[str, None] = {}  # hrefs, in order
     reached = after
     truncated = changes.has_more
     for row in changes.rows:
         hrefs = [_held(by_task, int(row.task_id), list_id)]
         if row.name is not None:
             hrefs.append(objects.href(list_id, str(row.name)))
-        new = [
-            h for h in dict.fromkeys(hrefs) if h not in reported.served and h not in reported.gone
-        ]
-        size = len(reported.served) + len(reported.gone)
+        new = [h for h in dict.fromkeys(hrefs) if h not in served and h not in gone]
+        size = len(served) + len(gone)
         if asked.limit is not None and size + len(new) > asked.limit:
             if size == 0:
                 raise TooManyMatches()
@@ -131,18 +109,18 @@ def answer(work: UnitOfWork, list_id: int | None, asked: ReportRequest) -> bytes
             break
         for each in new:
             if each in by_href:
-                reported.served[each] = by_href[each]
+                served[each] = by_href[each]
             else:
-                reported.gone[each] = None
+                gone[each] = None
         reached = int(row.id)
     else:
         if not changes.has_more:
             reached = now_at
-    found = [listed(each, list_id, asked.names) for each in reported.served.values()]
+    found = [listed(each, list_id, asked.names) for each in served.values()]
     return multistatus(
         found,
         wanted,
-        reported.gone,
+        gone,
         truncated=resources.collection_path(list_id) if truncated else None,
         sync_token=token(list_id, reached),
     )

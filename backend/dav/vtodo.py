@@ -1,23 +1,13 @@
-"""A task as a CalDAV object (specs/caldav.md): `backend.models.task_calendar.MAPPING` (which
-the calendar feeds read too) applied to a client's object.
-
-- `parse(body, zone=...)`: a PUT body -> `ParsedTodo` (the REST fields, validated by
-  `TaskUpdate`; the UID; the parent's UID; the recurrence overrides; the object to keep), or a
-  `CalendarObjectRefused` subclass (a 403 with its CalDAV precondition), never another error.
-- `render(task, kept, reader_reminders, parent_uid=..., fresh=...)`: the bytes one reader
-  gets: the kept object with each mapped entry's lines replaced by ours only when their meaning
-  differs from ours (a REST edit); every other line comes back byte for byte, the client's
-  DTSTAMP and LAST-MODIFIED while no write followed its PUT (`fresh`); VALARMs are the reader's.
-- `etag(body)`: the strong ETag of exactly those bytes.
-
-Nothing is process-wide: a VTIMEZONE of a client's own (a TZID the zone database does not
-know) is read for its own object only (`_OwnZones`), never from icalendar's process-wide
-cache, where one user's zone would read another's DUE.
+"""A task as a CalDAV object (specs/caldav.md): `task_calendar.MAPPING` applied to a client's
+object. `parse` reads a PUT body into `ParsedTodo` or refuses it (`CalendarObjectRefused`, never
+another error); `render` merges our fields into the client's kept object, each mapped line
+replaced only where its meaning differs from ours, every other line served byte for byte.
+A VTIMEZONE of a client's own is read for its object only (`_OwnZones`), never from
+icalendar's process-wide cache, where one user's zone would read another's DUE.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -182,10 +172,9 @@ _COMPONENTS = ComponentFactory()
 
 
 class _OwnZones(CalendarIcalParser):
-    """icalendar's parser without its process-wide registry of custom zones (it caches each
-    VTIMEZONE whose TZID the zone database does not know, and reads every later object's TZID
-    of that name with the first one's definition): such a TZID is read with `zones`, the
-    object's own (`_zones`); an IANA (or Windows) name as the library resolves it."""
+    """icalendar's parser without its process-wide registry of custom zones (which reads every
+    later object's unknown TZID with the first one's definition): such a TZID is read with
+    `zones`, the object's own; an IANA (or Windows) name as the library resolves it."""
 
     def __init__(self, text: str, zones: dict[str, tzinfo]) -> None:
         super().__init__(text, _COMPONENTS, Calendar.types_factory)
@@ -248,10 +237,9 @@ class Override:
 
 @dataclass(frozen=True)
 class ParsedTodo:
-    """A PUT body, read. `fields` are the REST fields (a `TaskUpdate` sending every one we
-    model: a property the client left out clears the field, as a whole-object PUT means);
-    `keep` is the object to store beside the task: the client's bytes minus its VALARMs
-    (reminders are per reader: the writer's go to `fields["reminders"]`)."""
+    """A PUT body, read. `fields`: every REST field we model (one left out clears it, as a
+    whole-object PUT means); `keep`: the client's bytes minus its VALARMs (reminders are per
+    reader: the writer's go to `fields["reminders"]`)."""
 
     uid: str
     fields: dict[str, Any]
@@ -391,11 +379,6 @@ def _override(todo: Any, zone: str) -> Override:
 # Rendering: the kept object with our fields merged in.
 
 
-def etag(body: bytes) -> str:
-    """The strong ETag of the exact bytes a reader gets (RFC 4791 5.3.4)."""
-    return f'"{hashlib.sha256(body).hexdigest()[:40]}"'
-
-
 _UNREADABLE = object()  # a kept value we cannot read agrees with nothing
 
 
@@ -407,12 +390,9 @@ def render(
     parent_uid: str | None = None,
     fresh: bool = False,
 ) -> bytes:
-    """The object one reader GETs: `task` (a `TaskRow`) merged into `kept` (the client's object
-    as `ParsedTodo.keep` stored it; None for a task no client wrote), with the reader's own
-    reminders as VALARMs. `parent_uid`: the UID the parent task is served with, if any.
-    `fresh`: `kept` was stored by the task's last write, so its DTSTAMP and LAST-MODIFIED
-    stand (else ours, the task's last change): the object a PUT stored reads back as sent
-    where every field agrees (RFC 4791 5.3.4: then its ETag answers the PUT)."""
+    """The object one reader GETs: `task` merged into `kept` (None: no client's), with the
+    reader's own reminders as VALARMs. `fresh`: `kept` was stored by the task's last write,
+    so its DTSTAMP and LAST-MODIFIED stand: a PUT's object reads back as sent (RFC 4791 5.3.4)."""
     calendar = _tree(kept.decode()) if kept is not None else _skeleton(task)
     todos = _todos(calendar)
     master, todo = next((b, t) for b, t in todos if t.get("RECURRENCE-ID") is None)
@@ -543,10 +523,8 @@ def _moved_start(line: _Line, todo: Any, task: Any) -> list[_Line]:
 
 
 def _drop_absorbed_overrides(calendar: _Block, todos: list[tuple[_Block, Any]], task: Any) -> None:
-    """Overrides of occurrences that are tasks of their own now (any before the open
-    occurrence that is no completion) leave the object; later ones stay the client's, and so
-    do its completed ones: a completion the client sent inside the series' object is served
-    there, as sent (its task is no object of its own: `task_dav_objects.within`)."""
+    """Overrides of occurrences that are tasks of their own now (before the open occurrence,
+    no completion) leave the object; later and completed ones stay the client's, as sent."""
     keep_from = task.due_date if shown_rule(task) is not None else None
     for block, todo in todos:
         if todo.get("RECURRENCE-ID") is not None:
@@ -558,8 +536,7 @@ def _drop_absorbed_overrides(calendar: _Block, todos: list[tuple[_Block, Any]], 
 
 
 def _add_zone(calendar: _Block, task: Any, ours: bool) -> None:
-    """The VTIMEZONE of the zone our DUE names, when the object has none for it, before its
-    first component."""
+    """The VTIMEZONE our DUE names, where the object has none, before its first component."""
     if task.due_date is None or not ours or task.time_zone in ("UTC", "Etc/UTC") or is_day(task):
         return  # a day is a DATE: no TZID names the zone
     if any(task.time_zone in block.texts("TZID") for block in calendar.blocks("VTIMEZONE")):

@@ -1,9 +1,6 @@
-"""DAV's XML: request bodies parsed by `defusedxml` (a DTD, and so any entity, external or
-"billion laughs", is refused before anything is expanded), bounded in size (`MAX_BODY_BYTES`,
-413) and depth (`MAX_DEPTH`); answers built with the standard library's ElementTree, which
-escapes every text node and attribute (an href, a list's name).
-
-Property names are Clark names, `{namespace}local` (ElementTree's own spelling).
+"""DAV's XML: request bodies parsed by `defusedxml` (a DTD, and so any entity, is refused
+before anything is expanded), bounded in size and depth; answers built with ElementTree, which
+escapes every text node and attribute. Property names are Clark names, `{namespace}local`.
 """
 
 from __future__ import annotations
@@ -11,7 +8,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, cast
 from xml.etree.ElementTree import Element
 
 from defusedxml import DefusedXmlException
@@ -23,7 +20,7 @@ DAV: Final = "DAV:"
 CALDAV: Final = "urn:ietf:params:xml:ns:caldav"
 CS: Final = "http://calendarserver.org/ns/"
 APPLE: Final = "http://apple.com/ns/ical/"
-_PREFIXES = {DAV: "D", CALDAV: "C", CS: "CS", APPLE: "A"}
+_PREFIXES = {DAV: "D", CALDAV: "C", CS: "CS", APPLE: "A", "urn:x-task-api:": "T"}
 for _uri, _prefix in _PREFIXES.items():
     ET.register_namespace(_prefix, _uri)
 
@@ -47,8 +44,7 @@ class MethodRefused(AppError):
 
 
 class MalformedXml(InvalidRequest):
-    """A body that is not a DAV request (malformed, a DTD or entity, too deep, the wrong
-    root): 400, never a 5xx."""
+    """A body that is not a DAV request (malformed, a DTD, too deep, the wrong root): 400."""
 
     status_code = 400
     code = "INVALID_XML"
@@ -56,8 +52,7 @@ class MalformedXml(InvalidRequest):
 
 
 class PreconditionRefused(AppError):
-    """A DAV precondition a request fails (RFC 4918 §16): 403, its element named in the
-    error body (`condition`, a Clark name)."""
+    """A DAV precondition a request fails (RFC 4918 §16): 403 naming its element, `condition`."""
 
     status_code = 403
     code = "DAV_PRECONDITION"
@@ -72,8 +67,7 @@ def clark(namespace: str, local: str) -> str:
 
 
 class PayloadTooLarge(PreconditionRefused):
-    """A body past `MAX_BODY_BYTES`: 413 naming CalDAV's `max-resource-size` (RFC 4791
-    5.3.2.1), told before the rest of the body is read."""
+    """A body past `MAX_BODY_BYTES`: 413 `max-resource-size`, before the rest of it is read."""
 
     status_code = 413
     code = "PAYLOAD_TOO_LARGE"
@@ -86,8 +80,7 @@ class PayloadTooLarge(PreconditionRefused):
 
 
 def parse(body: bytes, root: str) -> Element | None:
-    """The document in `body`, whose root element must be `root` (a Clark name); None for an
-    empty body. `MalformedXml` for anything else."""
+    """The document in `body`, its root element `root`; None for an empty body."""
     if not body.strip():
         return None
     document = _document(body)
@@ -122,8 +115,7 @@ def _depth(element: Element) -> int:
 
 @dataclass(frozen=True)
 class PropfindRequest:
-    """What a PROPFIND asks: every property (`allprop`, an empty body), their names
-    (`propname`) or the ones named (`names`)."""
+    """What a PROPFIND asks: every property (an empty body too), their names, or `names`."""
 
     allprop: bool = True
     propname: bool = False
@@ -149,8 +141,7 @@ def propfind_request(body: bytes) -> PropfindRequest:
 
 @dataclass(frozen=True)
 class PropertyUpdate:
-    """A PROPPATCH (RFC 4918 9.2): each property set (its text) or removed (None), in the
-    order the body names them."""
+    """A PROPPATCH (RFC 4918 9.2): each property set (its text) or removed (None), in order."""
 
     changes: tuple[tuple[str, str | None], ...]
 
@@ -184,10 +175,6 @@ class MakeCollection:
     resourcetype: tuple[str, ...] | None = None
 
 
-SUPPORTED_COMPONENTS = clark(CALDAV, "supported-calendar-component-set")
-RESOURCETYPE = clark(DAV, "resourcetype")
-
-
 def make_collection_request(body: bytes, root: str) -> MakeCollection:
     """`root`'s body (`C:mkcalendar` or `D:mkcol`): `D:set`s of properties; empty: none."""
     document = parse(body, root)
@@ -201,10 +188,10 @@ def make_collection_request(body: bytes, root: str) -> MakeCollection:
         if action.tag != clark(DAV, "set") or prop is None:
             raise MalformedXml()
         for node in prop:
-            if node.tag == SUPPORTED_COMPONENTS:
+            if node.tag == clark(CALDAV, "supported-calendar-component-set"):
                 named = (c.get("name", "") for c in node if c.tag == clark(CALDAV, "comp"))
                 components = tuple(name.upper() for name in named)
-            elif node.tag == RESOURCETYPE:
+            elif node.tag == clark(DAV, "resourcetype"):
                 resourcetype = tuple(str(child.tag) for child in node)
             else:
                 changes.append((str(node.tag), node.text or ""))
@@ -217,8 +204,7 @@ def propstats(path: str, statuses: Mapping[str, str]) -> bytes:
     for name, status in statuses.items():
         response.append(_propstat([Element(name)], status))
     root = element(clark(DAV, "multistatus"), None, response)
-    written: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return written
+    return cast(bytes, ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
 # A property's value: text, an element (or several) to put inside it, or nothing (empty).
@@ -272,10 +258,8 @@ def multistatus(
     sync_token: str | None = None,
 ) -> bytes:
     """A 207 body: per resource, the properties asked for that it has (200) and those it has
-    not (404), or every property (`allprop`) or every name (`propname`); each of `absent`
-    (hrefs a multiget named that are not there, a sync's removed members) a 404 of its own.
-    A sync's answer: `truncated`, the collection's href when it is partial (RFC 6578 §3.6:
-    its own `507` response), and its new `sync_token` last."""
+    not (404); each of `absent` a 404 of its own; a sync's `truncated` collection (RFC 6578
+    §3.6: a `507` of its own) and its new `sync_token` last."""
     root = Element(clark(DAV, "multistatus"))
     for resource in found:
         response = element(clark(DAV, "response"), None, href(resource.path))
@@ -301,23 +285,17 @@ def multistatus(
         root.append(element(clark(DAV, "response"), None, href(truncated), status))
     if sync_token is not None:
         root.append(element(clark(DAV, "sync-token"), sync_token))
-    written: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return written
+    return cast(bytes, ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
 def error_body(code: str, message: str, condition: str | None = None) -> bytes:
-    """A DAV error body (RFC 4918 §16): `D:error` with the precondition failed (if one), and
-    the error's code and message."""
+    """A DAV error body (RFC 4918 §16): the precondition failed (if one), code and message."""
     root = element(clark(DAV, "error"))
     if condition is not None:
         root.append(element(condition))
     root.append(element("{urn:x-task-api:}code", code))
     root.append(element("{urn:x-task-api:}message", message))
-    written: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return written
-
-
-ET.register_namespace("T", "urn:x-task-api:")
+    return cast(bytes, ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
 @dataclass(frozen=True)
@@ -359,8 +337,7 @@ _REPORTS = (
 
 
 def report_request(body: bytes) -> ReportRequest:
-    """The REPORT in `body` (`MalformedXml` for anything else; a report we do not answer is
-    403 `supported-report`, RFC 3253 §3.6)."""
+    """The REPORT in `body`; one we do not answer is 403 `supported-report` (RFC 3253 §3.6)."""
     if not body.strip():
         raise MalformedXml()
     document = _document(body)
@@ -383,9 +360,8 @@ _MAX_NRESULTS = 1_000_000
 
 
 def _sync(document: Element, names: tuple[str, ...]) -> ReportRequest:
-    """A `sync-collection` (RFC 6578 §6.1): `sync-token` (required, empty for the initial
-    sync), `sync-level` (`1` or `infinite`; absent, as early drafts' clients send it: `1`),
-    `prop` and an optional `limit` holding `nresults`, a positive integer."""
+    """A `sync-collection` (RFC 6578 §6.1); an absent `sync-level` is `1`, as early drafts'
+    clients send it."""
     token = document.find(clark(DAV, "sync-token"))
     if token is None:
         raise MalformedXml()

@@ -7,9 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
-# A token's kinds; a client shows each as a chip the user may reject (`ignore`).
-KINDS = ("due", "recurrence", "list", "tag", "priority", "assignee")
-
 
 class QuickAddError(ValueError):
     """Text that reads as no task (only tokens): message says why."""
@@ -19,7 +16,7 @@ class QuickAddError(ValueError):
 class Token:
     """One recognised phrase: `text[start:end] == token.text` (offsets in code points)."""
 
-    kind: str
+    kind: str  # due, recurrence, list, tag, priority or assignee: a chip the user may reject
     start: int
     end: int
     text: str

@@ -1,11 +1,7 @@
 """Reading a line into a task: one left-to-right pass over its words, then the pieces found
-resolved together (the final list for `+name`, the date and time into one due).
-
-At each word the phrases are tried in order: `#list`/`@tag`/`!priority`/`+person` (one word
-each), a recurrence, a date phrase (and a time right after it), a time phrase (and a date
-right after it). The first recurrence, date and time count; a later one is title text
-(TickTick's rule: "Prepare Monday report for Friday" is due Monday). A phrase whose start is
-in `ignore` is title text as a whole, so none of its words can join another token.
+resolved together (the final list for `+name`, the date and time into one due). The first
+recurrence, date and time count; a later one is title text (TickTick's rule: "Prepare Monday
+report for Friday" is due Monday).
 """
 
 from __future__ import annotations
@@ -64,8 +60,7 @@ def read(
     default_list: int | None = None,
     ignore: Collection[int] = (),
 ) -> Reading:
-    """`text` read as a task (see the package's docstring for the grammar); `QuickAddError`
-    when nothing is left for a title."""
+    """`text` read as a task; `QuickAddError` when nothing is left for a title."""
     if now.utcoffset() is None:
         raise ValueError("now must be an aware datetime")
     today = now.astimezone(zone).date()
@@ -211,8 +206,7 @@ def _named(text: str, word: Word) -> tuple[str, str]:
 
 def _due(pieces: _Pieces, today: date, now: datetime, zone: ZoneInfo) -> date | datetime | None:
     """The due: the typed date (a day), with the typed time an instant; a time alone is today,
-    or tomorrow once it has passed; a recurrence without a date starts at its first
-    occurrence."""
+    or tomorrow once it has passed; a rule without a date starts at its first occurrence."""
     if pieces.rule is not None and pieces.day is None:
         return repeat.first_due(pieces.rule, today, pieces.at, now, zone)
     if pieces.day is not None:

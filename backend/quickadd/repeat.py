@@ -12,13 +12,8 @@ from backend.quickadd import days
 from backend.quickadd.when import Keys
 from backend.recurrence import INTERVAL_MAX, RuleError, normalize_rule, parse_rule
 
-WORDS = {
-    "daily": "DAILY",
-    "weekly": "WEEKLY",
-    "monthly": "MONTHLY",
-    "yearly": "YEARLY",
-    "annually": "YEARLY",
-}
+WORDS = {word: word.upper() for word in ("daily", "weekly", "monthly", "yearly")}
+WORDS["annually"] = "YEARLY"
 _UNITS = {"day": "DAILY", "week": "WEEKLY", "month": "MONTHLY", "year": "YEARLY"}
 _UNITS |= {unit + "s": frequency for unit, frequency in _UNITS.items()}
 _BYDAY = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")

@@ -101,8 +101,7 @@ def _body(keys: Keys, today: date) -> DateMatch | None:
 
 
 def _later(keys: Keys, today: date) -> DateMatch | None:
-    """`in a week`, `in 3 days`, `in 2 months` (a month from the 31st: the shorter month's
-    last day)."""
+    """`in a week`, `in 3 days`, `in 2 months` (from the 31st: the shorter month's last)."""
     if len(keys) < 3 or keys[2] not in _UNITS:
         return None
     count = 1 if keys[1] in ("a", "an", "one") else days.number(keys[1])

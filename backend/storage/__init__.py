@@ -29,27 +29,27 @@ __all__ = [
 def storage_from_settings(settings: Settings) -> ObjectStorage:
     """S3 when S3_BUCKET is set, else the filesystem under ATTACHMENTS_DIR."""
     if settings.s3_bucket:
-        from backend.storage.s3 import S3Bounds, S3Storage
+        from backend.storage.s3 import S3Bounds, S3Storage, make_client
 
-        return S3Storage(
-            bucket=settings.s3_bucket,
+        secret = settings.s3_secret_access_key
+        client = make_client(
             endpoint_url=settings.s3_endpoint_url,
             region=settings.s3_region,
             access_key_id=settings.s3_access_key_id,
-            secret_access_key=(
-                settings.s3_secret_access_key.get_secret_value()
-                if settings.s3_secret_access_key
-                else None
-            ),
+            secret_access_key=secret.get_secret_value() if secret else None,
             addressing_style=settings.s3_addressing_style,
-            prefix=settings.s3_prefix,
-            part_bytes=settings.s3_part_bytes,
             bounds=S3Bounds(
                 connect_seconds=settings.s3_connect_timeout_seconds,
                 read_seconds=settings.s3_read_timeout_seconds,
                 attempts=settings.s3_max_attempts,
                 connections=max(10, settings.attachments_max_concurrent_uploads),
             ),
+        )
+        return S3Storage(
+            bucket=settings.s3_bucket,
+            client=client,
+            prefix=settings.s3_prefix,
+            part_bytes=settings.s3_part_bytes,
         )
     from backend.storage.filesystem import FilesystemStorage
 

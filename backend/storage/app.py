@@ -66,8 +66,7 @@ def store_upload(
 
 
 def delete_quietly(storage: ObjectStorage, key: str) -> None:
-    """Delete the object under `key`, no row naming it; a failure is logged (the sweeper
-    removes what is left with no row)."""
+    """Delete the object under `key`; a failure is logged (the sweeper removes what is left)."""
     try:
         storage.delete(key)
     except (StorageError, ValueError):
@@ -75,8 +74,7 @@ def delete_quietly(storage: ObjectStorage, key: str) -> None:
 
 
 def delete_objects(app: Any, keys: Iterable[str | None]) -> None:
-    """Delete the objects of rows already deleted and committed. A failure is logged, not
-    raised: the worker's sweeper removes any object left with no row."""
+    """Delete the objects of rows deleted and committed; a failure is logged, not raised."""
     storage = app_storage(app)
     for key in keys:
         if key:

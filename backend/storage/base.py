@@ -1,7 +1,6 @@
-"""The one small interface both storage backends keep (filesystem, S3-compatible).
-
-Keys are made here (`new_key`: random, no user text) and checked by every backend before any
-use (`check_key`), so that no name a client chose can become a path or an object key.
+"""The one small interface both storage backends keep. Keys are made here (`new_key`: random)
+and checked by every backend before any use (`check_key`): no name a client chose becomes a
+path or an object key.
 """
 
 from __future__ import annotations
@@ -83,13 +82,10 @@ class ObjectStorage(Protocol):
         ...
 
     def open(self, key: str) -> Iterator[bytes]:
-        """The object's bytes in bounded chunks; ObjectMissing if there is none. Closing the
-        iterator early releases the file or connection."""
+        """The object's bytes in bounded chunks (ObjectMissing: none); closing it releases them."""
         ...
 
     def stat(self, key: str) -> StoredObject | None: ...
-
-    def exists(self, key: str) -> bool: ...
 
     def delete(self, key: str) -> None:
         """Remove the object; nothing to remove is not an error (a retried purge)."""
@@ -100,8 +96,7 @@ class ObjectStorage(Protocol):
         ...
 
     def abandon_incomplete(self, older_than: datetime) -> int:
-        """Remove uploads that never finished (a crashed process's temp files, unfinished
-        multipart uploads) started before `older_than`; return how many."""
+        """Remove uploads that never finished, started before `older_than`; how many."""
         ...
 
     def presigned_get(

@@ -1,11 +1,7 @@
-"""Attachments on the local filesystem: the default, beside the embedded database
-(`.data/attachments`), so that `serve --dev` needs nothing.
-
-For one replica only (or a volume every replica mounts read-write): a second replica with
-its own disk cannot see the first one's files. An upload is written to a temp file in
-`.incoming/` on the same filesystem, flushed to disk, then renamed into place: a reader
-never sees half a file, and a crash leaves only a temp file that `abandon_incomplete`
-removes. Directories are 0700 and files 0600 (the service's user only).
+"""Attachments on the local filesystem (specs/storage.md, "Two backends"): the default, so
+`serve --dev` needs nothing; one replica only. An upload is written to a temp file in
+`.incoming/`, flushed, then renamed into place: a reader never sees half a file, and a crash
+leaves only a temp file that `abandon_incomplete` removes.
 """
 
 from __future__ import annotations
@@ -67,9 +63,6 @@ class FilesystemStorage:
         except FileNotFoundError:
             return None
         return StoredObject(key, info.st_size, datetime.fromtimestamp(info.st_mtime, UTC))
-
-    def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
 
     def delete(self, key: str) -> None:
         path = self._path(key)

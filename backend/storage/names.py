@@ -1,15 +1,8 @@
-"""An attachment's file name, and the headers it is served with.
-
-The name a client sends is kept for display and for the download's `Content-Disposition`
-only: it is never a path or an object key (keys are random, `backend/storage/keys.py`).
-`sanitize_filename` still cleans it, so that a name shown in a list, a log or a saved file
-cannot smuggle a directory, a header break or a right-to-left override.
-
-`download_headers` is the one place that decides how bytes are served, by the API (a stream)
-and by object storage (the same values signed into a presigned URL): always
-`attachment`, `nosniff`, a CSP that sandboxes whatever a browser renders anyway, and a
-Content-Type that is never an active document (HTML, SVG, XML, script): those go out as
-`application/octet-stream`, whatever the query string or the uploader said.
+"""An attachment's file name, and the headers it is served with (specs/storage.md, "Served
+safely"). The name a client sends is for display and `Content-Disposition` only, never a path
+or an object key; `sanitize_filename` still cleans it, so it cannot smuggle a directory, a
+header break or a right-to-left override. `download_headers` is the one place that decides
+how bytes are served, by the API and in a presigned URL: never inline, never an active type.
 """
 
 from __future__ import annotations
@@ -61,10 +54,9 @@ _TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]
 
 
 def sanitize_filename(name: str, *, max_bytes: int = MAX_FILENAME_BYTES) -> str:
-    """The name to store and show: the last path component, NFKC-normalised (full-width and
-    compatibility forms folded), without control, format or separator characters, without
-    leading or trailing dots and spaces, at most `max_bytes` of UTF-8 (the extension kept
-    when the stem is cut); "file" when nothing is left."""
+    """The name to store and show: the last path component, NFKC-normalised, without
+    control, format or separator characters or edge dots and spaces, at most `max_bytes` of
+    UTF-8 (the extension kept); "file" when nothing is left."""
     text = unicodedata.normalize("NFKC", name)
     text = _SEPARATORS.split(text)[-1]
     text = "".join(
@@ -119,9 +111,8 @@ def content_disposition(filename: str) -> str:
 
 @dataclass(frozen=True)
 class DownloadHeaders:
-    """The headers of a download. `content_type` and `content_disposition` (and
-    `cache_control`) are also what a presigned URL signs; S3 cannot sign the others, so a
-    presigned download relies on `attachment` and the storage's own origin."""
+    """The headers of a download; a presigned URL signs the first three (S3 can sign no
+    other), so it relies on `attachment` and the storage's own origin."""
 
     content_type: str
     content_disposition: str
@@ -140,6 +131,5 @@ class DownloadHeaders:
 
 
 def download_headers(filename: str, content_type: str) -> DownloadHeaders:
-    """How an attachment is served: always as an attachment (never inline: no parameter turns
-    that off), with its safe served type."""
+    """How an attachment is served: always as an attachment, with its safe served type."""
     return DownloadHeaders(served_type(content_type), content_disposition(filename))

@@ -1,11 +1,7 @@
-"""Attachments on S3-compatible object storage (AWS S3, R2, Neon, Ceph, MinIO) with boto3.
-
-Memory stays bounded: the source is read into a part spool (at most SPOOL_MEMORY_BYTES in
-memory, the rest in a temp file). A file within the first part is one PutObject; a larger one
-a multipart upload, one part at a time. Anything that stops an upload aborts it, but against a
-store that stopped answering (the wait would be as long): the sweeper's `abandon_incomplete`
-removes that one later. Every call is bounded (`S3Bounds`); boto3 is imported only when the
-backend is built.
+"""Attachments on S3-compatible object storage with boto3 (specs/storage.md, "Two backends"),
+in bounded memory: the source is read into a part spool, one part at a time (a file within
+the first part is one PutObject). Every call is bounded (`S3Bounds`); boto3 is imported only
+when the backend is built.
 """
 
 from __future__ import annotations
@@ -59,32 +55,14 @@ class S3Storage:
     kind = "s3"
 
     def __init__(
-        self,
-        *,
-        bucket: str,
-        endpoint_url: str | None = None,
-        region: str | None = None,
-        access_key_id: str | None = None,
-        secret_access_key: str | None = None,
-        addressing_style: str = "auto",
-        prefix: str = "",
-        part_bytes: int = 8 * 1024 * 1024,
-        bounds: S3Bounds | None = None,
-        client: S3Client | None = None,
+        self, *, bucket: str, client: S3Client, prefix: str = "", part_bytes: int = 8 * 1024 * 1024
     ) -> None:
         if part_bytes < MIN_PART_BYTES:
             raise ValueError(f"part_bytes must be at least {MIN_PART_BYTES} (S3's minimum)")
         self.bucket = bucket
         self.prefix = check_prefix(prefix)
         self.part_bytes = part_bytes
-        self.client: S3Client = client or make_client(
-            endpoint_url=endpoint_url,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            addressing_style=addressing_style,
-            bounds=bounds,
-        )
+        self.client = client
 
     def _key(self, key: str) -> str:
         return self.prefix + check_key(key)
@@ -138,9 +116,8 @@ class S3Storage:
             upload_id = None
             return reader.result()
         except BaseException as exc:
-            # A store that did not answer would keep the abort waiting as long (past the
-            # answer's bound): its unfinished upload is left to the sweeper's
-            # `abandon_incomplete`, which removes it once older than its age.
+            # A store that did not answer would keep the abort waiting as long: its unfinished
+            # upload is left to the sweeper's `abandon_incomplete`.
             if upload_id is not None and not _unreachable(exc):
                 with contextlib.suppress(Exception):
                     self.client.abort_multipart_upload(
@@ -182,9 +159,6 @@ class S3Storage:
         if head is None:
             return None
         return StoredObject(key, head["ContentLength"], head["LastModified"])
-
-    def exists(self, key: str) -> bool:
-        return self.stat(key) is not None
 
     def delete(self, key: str) -> None:
         self._call(self.client.delete_object, Key=self._key(key))

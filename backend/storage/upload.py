@@ -1,9 +1,6 @@
-"""The bytes of an upload, measured on their way to storage, never believed.
-
-A backend's `put` reads the source only through a `Measuring` reader: bounded reads, a running
-sha256 and count, and a stop one byte past the maximum (`FileTooLarge`: nothing is kept).
-What the client declared decides nothing: the type is detected from the bytes (`puremagic`),
-the name only breaking a tie between types the bytes match.
+"""The bytes of an upload, measured on their way to storage, never believed (specs/storage.md,
+"Measured, not believed"): bounded reads, a running sha256 and count, a stop one byte past the
+maximum; the type detected from the bytes, the name only breaking a tie.
 """
 
 from __future__ import annotations
