@@ -22,7 +22,8 @@ from backend.chat.claim import Claim, ClaimEnded
 from backend.errors import ChatProviderError, InvalidRequest, describe, envelope
 from backend.mcp.caller import Caller
 from backend.mcp.server import run_tool
-from backend.mcp.tools import TOOLS, Tool, withheld_call
+from backend.mcp.tools import TOOLS, withheld_call
+from backend.mcp.tools.common import Tool
 from backend.models.conversation import ARGUMENTS_MAX_CHARS, STORED_DEPTH_MAX, storable, stored_call
 from backend.services.conversations import ConversationService
 from backend.services.registry import UnitOfWork

@@ -25,7 +25,8 @@ from pydantic import ValidationError
 
 from backend.errors import NotFound, Unauthorized, describe, envelope
 from backend.mcp.caller import Caller
-from backend.mcp.tools import TOOLS, Tool
+from backend.mcp.tools import TOOLS
+from backend.mcp.tools.common import Tool
 from backend.services.registry import UnitOfWork
 
 logger = logging.getLogger(__name__)
