@@ -1,14 +1,12 @@
-"""Settings: one class, read from the environment and an optional `.env` file.
-
-Unsafe combinations fail at start-up with one clear message (backend/config_safety.py); the
-server's own keys (VAPID's, development's secrets): backend/keys.py.
-"""
+"""Settings, from the environment and an optional `.env` file; unsafe combinations fail at
+start-up (backend/config_safety.py); the server's own keys: backend/keys.py."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
+import json
 import re
 from enum import StrEnum
 from functools import lru_cache
@@ -20,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     Field,
     HttpUrl,
     SecretStr,
@@ -43,6 +42,10 @@ DEFAULT_PUSH_HOSTS = (
     ".push.apple.com",
     ".notify.windows.com",
 )
+# An empty value is unset: compose passes `${DAPR_HTTP_ENDPOINT:-}` for "not configured".
+_UNSET = BeforeValidator(lambda value: None if value == "" else value)
+UnsetText = Annotated[str | None, _UNSET]
+UnsetSecret = Annotated[SecretStr | None, _UNSET]
 # A webhook secret: Standard Webhooks' `whsec_` + base64 of at least this many random bytes.
 MIN_WEBHOOK_SECRET_BYTES = 24
 
@@ -81,8 +84,7 @@ class WebhookTarget(BaseModel):
     @property
     def name(self) -> str:
         """This target's name in `delivered_to`, metrics and logs: the URL without what may hold
-        a credential (user info, query, fragment), plus a digest of the whole URL if it had any
-        (so `?tenant=a` and `?tenant=b` stay apart)."""
+        a credential, plus a digest of the whole URL if it had any (`?tenant=a` vs `b`)."""
         url = str(self.url)
         parts = urlsplit(url)
         bare = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
@@ -179,13 +181,13 @@ class Settings(BaseSettings):
     rate_limit_dav_failures_per_username: int = Field(default=10, ge=0)
 
     # Event delivery by `python -m backend worker` (backend/events/, specs/events.md).
-    dapr_http_endpoint: HttpUrl | None = None
+    dapr_http_endpoint: Annotated[HttpUrl | None, _UNSET] = None
     dapr_pubsub_name: str = Field(default="pubsub", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     dapr_task_events_topic: str = Field(default="task-events", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     dapr_reminders_topic: str = Field(default="reminders", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     dapr_list_events_topic: str = Field(default="list-events", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
-    dapr_task_updates_topic: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,100}$")
-    dapr_api_token: SecretStr | None = None
+    dapr_task_updates_topic: UnsetText = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    dapr_api_token: UnsetSecret = None
     event_webhooks: list[WebhookTarget] = Field(default_factory=list, max_length=20)
     event_max_attempts: int = Field(default=12, ge=1, le=100)
     event_retry_base_seconds: float = Field(default=1.0, gt=0, le=3600)
@@ -199,8 +201,8 @@ class Settings(BaseSettings):
 
     # Web Push (RFC 8292) and email reminders.
     push_enabled: bool | None = None
-    vapid_private_key: SecretStr | None = None
-    vapid_subject: str | None = Field(
+    vapid_private_key: UnsetSecret = None
+    vapid_subject: UnsetText = Field(
         default=None, pattern=r"^(mailto:[^\s@]+@[^\s@]+|https://[^\s/]+\S*)$", max_length=200
     )
     push_allowed_hosts: Annotated[list[str], NoDecode] = Field(
@@ -209,14 +211,14 @@ class Settings(BaseSettings):
     # Refused in production: a loopback endpoint is an SSRF door into this host's services.
     push_allow_loopback: bool = False
     push_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
-    smtp_host: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.:\[\]-]{1,253}$")
+    smtp_host: UnsetText = Field(default=None, pattern=r"^[A-Za-z0-9.:\[\]-]{1,253}$")
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_security: Literal["starttls", "tls", "none"] = "starttls"
-    smtp_username: str | None = Field(default=None, max_length=256)
-    smtp_password: SecretStr | None = None
-    smtp_from: str | None = Field(default=None, max_length=320)
+    smtp_username: UnsetText = Field(default=None, max_length=256)
+    smtp_password: UnsetSecret = None
+    smtp_from: UnsetText = Field(default=None, max_length=320)
     smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
-    reminder_task_url_template: str | None = Field(
+    reminder_task_url_template: UnsetText = Field(
         default=None, pattern=r"^https?://[!-~]*\{task_id\}[!-~]*$", max_length=500
     )
     reminder_grace_seconds: int = Field(default=60, ge=0, le=24 * 3600)
@@ -272,12 +274,12 @@ class Settings(BaseSettings):
     attachments_url_seconds: int = Field(default=300, ge=10, le=3600)
     # A younger orphan may be an upload in flight.
     attachments_orphan_seconds: int = Field(default=3600, ge=0, le=30 * 24 * 3600)
-    s3_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-    s3_endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
-    s3_region: str | None = Field(default=None, pattern=r"^[a-z0-9-]{1,40}$")
+    s3_bucket: UnsetText = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    s3_endpoint_url: UnsetText = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    s3_region: UnsetText = Field(default=None, pattern=r"^[a-z0-9-]{1,40}$")
     # Unset: boto3's own chain (AWS_ACCESS_KEY_ID..., a web identity, an instance role).
-    s3_access_key_id: str | None = Field(default=None, min_length=1, max_length=256)
-    s3_secret_access_key: SecretStr | None = None
+    s3_access_key_id: UnsetText = Field(default=None, min_length=1, max_length=256)
+    s3_secret_access_key: UnsetSecret = None
     s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
     s3_prefix: str = Field(default="attachments/", pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]*/)*$")
     # The most one upload spools (1 MiB in memory, the rest on disk).
@@ -296,39 +298,30 @@ class Settings(BaseSettings):
     metrics_enabled: bool | None = None
     metrics_token: SecretStr | None = None
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "push_allowed_hosts", "jwt_jwks_algorithms", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split(cls, value: object) -> object:
+        """A comma-separated list, or a JSON one."""
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
-                import json
-
                 return json.loads(text)
-            return [part.strip().rstrip("/") for part in text.split(",") if part.strip()]
+            return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
-    @field_validator("push_allowed_hosts", mode="before")
+    @field_validator("cors_origins")
     @classmethod
-    def _split_hosts(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip().startswith("["):
-            return [part.strip().lower() for part in value.split(",") if part.strip()]
-        return value
+    def _bare_origins(cls, value: list[str]) -> list[str]:
+        return [origin.rstrip("/") for origin in value]
 
     @field_validator("push_allowed_hosts")
     @classmethod
     def _plain_hosts(cls, value: list[str]) -> list[str]:
-        for host in value:
+        hosts = [host.lower() for host in value]
+        for host in hosts:
             if not re.fullmatch(r"\.?[a-z0-9-]+(\.[a-z0-9-]+)+", host):
                 raise ValueError(f"PUSH_ALLOWED_HOSTS: {host!r} is not a host name (or .suffix)")
-        return [host.lower() for host in value]
-
-    @field_validator("jwt_jwks_algorithms", mode="before")
-    @classmethod
-    def _split_algorithms(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+        return hosts
 
     @field_validator("jwt_jwks_algorithms")
     @classmethod
@@ -343,29 +336,6 @@ class Settings(BaseSettings):
             raise ValueError("JWT_JWKS_ALGORITHMS must name at least one algorithm")
         return value
 
-    @field_validator(
-        "dapr_http_endpoint",
-        "dapr_api_token",
-        "dapr_task_updates_topic",
-        "s3_bucket",
-        "s3_endpoint_url",
-        "s3_region",
-        "s3_access_key_id",
-        "s3_secret_access_key",
-        "vapid_private_key",
-        "vapid_subject",
-        "smtp_host",
-        "smtp_username",
-        "smtp_password",
-        "smtp_from",
-        "reminder_task_url_template",
-        mode="before",
-    )
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        # compose passes `${DAPR_HTTP_ENDPOINT:-}`: an empty value means "not configured".
-        return None if value == "" else value
-
     @model_validator(mode="after")
     def _check_safety(self) -> Settings:
         refuse_unsafe(self)
@@ -378,8 +348,7 @@ class Settings(BaseSettings):
         return self.vapid_private_key is not None or not self.is_production
 
     def vapid_key(self) -> ec.EllipticCurvePrivateKey:
-        """The VAPID key; outside production without one, a random one kept in the data
-        folder (so a page's subscription survives restarts and every process agrees)."""
+        """The VAPID key; without one outside production, a random one kept in the data folder."""
         if self.vapid_private_key is not None:
             return vapid_private_key(self.vapid_private_key.get_secret_value())
         if self.is_production:
@@ -405,9 +374,8 @@ class Settings(BaseSettings):
 
     @property
     def effective_db_connect_timeout_seconds(self) -> int:
-        """libpq's `connect_timeout`: `DB_CONNECT_TIMEOUT_SECONDS`, but no longer than the
-        response timeout (whole seconds; libpq waits at least 2 s): no wait on a stuck server
-        outlasts the response timeout."""
+        """libpq's `connect_timeout`, no longer than the response timeout (whole seconds, 2 at
+        least): no wait on a stuck server outlasts it."""
         response_timeout_ms = self.effective_db_response_timeout_ms
         if response_timeout_ms <= 0:
             return self.db_connect_timeout_seconds
@@ -443,8 +411,7 @@ class Settings(BaseSettings):
         return self.jwt_jwks_audience or self.jwt_audience
 
     def signing_secret(self) -> str:
-        """The HS256 secret; in development mode without one, a random one kept in the data
-        folder (the validator refuses a missing secret in every other mode)."""
+        """The HS256 secret; without one (development only), a random one in the data folder."""
         if self.jwt_secret is not None:
             return self.jwt_secret.get_secret_value()
         return development_secret(self.embedded_pg_dir.parent / "dev-jwt-secret")
