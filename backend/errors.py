@@ -298,14 +298,11 @@ def describe(exc: Exception) -> ErrorParts:
         return ErrorParts(422, InvalidRequest.code, InvalidRequest.message, details)
     if isinstance(exc, IntegrityError):
         orig = getattr(exc, "orig", None)
-        if isinstance(orig, ForeignKeyViolation) and (orig.diag.constraint_name or "").endswith(
-            ACCOUNT_KEY_SUFFIXES
-        ):
-            # The write raced the account's deletion: the token speaks for nobody any more.
+        key = (orig.diag.constraint_name or "") if isinstance(orig, ForeignKeyViolation) else ""
+        if key.endswith(ACCOUNT_KEY_SUFFIXES):  # the write raced the account's deletion
             logger.info("write refused: its account was deleted while the request ran")
-            return ErrorParts(
-                401, Unauthorized.code, ACCOUNT_GONE_MESSAGE, headers=Unauthorized.headers or {}
-            )
+            challenge = Unauthorized.headers or {}
+            return ErrorParts(401, Unauthorized.code, ACCOUNT_GONE_MESSAGE, headers=challenge)
         # A constraint the API's own validation should have caught: report it, never the SQL.
         logger.warning("integrity error mapped to 409: %s", database_failure(exc))
         return ErrorParts(409, Conflict.code, Conflict.message)

@@ -18,9 +18,6 @@ from backend.api import CONNECTION, OVER_CONNECTION_LIMIT
 
 # Nothing heavier at import: each spawned worker imports this before its 5 s health check.
 if TYPE_CHECKING:
-    from uvicorn.config import Config
-    from uvicorn.server import ServerState
-
     from backend.config import Settings
 
 # Raw answers never reach the app's header middleware: an API error's protective headers.
@@ -79,16 +76,8 @@ class LongResponse:
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-        *,
-        limits: HttpLimits,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
+    def __init__(self, *args: Any, limits: HttpLimits, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.limits = limits
         # Until the next head is complete: the bytes fed meanwhile count against the limit.
         self._awaiting_head = True

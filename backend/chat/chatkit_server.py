@@ -18,6 +18,7 @@ from chatkit.actions import Action
 from chatkit.server import ChatKitServer
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from backend.chat import chatkit_widgets as widgets
 from backend.chat import turn
 from backend.chat.chatkit_store import (
     ATTACHMENTS_UNSUPPORTED,
@@ -29,15 +30,6 @@ from backend.chat.chatkit_store import (
     random_id,
     thread_of,
 )
-from backend.chat.chatkit_widgets import (
-    ACTIONS,
-    COMPLETE,
-    TaskLine,
-    shows,
-    task_widget,
-    tasks_of_call,
-)
-from backend.chat.chatkit_widgets import redraw as redraw_widget
 from backend.errors import InvalidRequest, NotFound, describe, error_message, validation_details
 from backend.mcp.caller import Caller
 from backend.mcp.server import run_tool
@@ -268,7 +260,7 @@ def _act(door: UnitOfWork, context: ChatKitContext, request: kit.ThreadsCustomAc
     action = params.action
     task_id = action.payload.get("task_id") if isinstance(action.payload, dict) else None
     if (
-        action.type not in ACTIONS
+        action.type not in widgets.ACTIONS
         or not isinstance(task_id, int)
         or isinstance(task_id, bool)
         or not 1 <= task_id <= TASK_ID_MAX
@@ -283,16 +275,16 @@ def _act(door: UnitOfWork, context: ChatKitContext, request: kit.ThreadsCustomAc
         tasks: TaskService = door.service(TaskService)
         row = chatkit.thread(params.thread_id)
         item = item_of(row.public_id, chatkit.item(row.public_id, params.item_id))
-        if not isinstance(item, kit.WidgetItem) or not shows(item.widget, task_id):
+        if not isinstance(item, kit.WidgetItem) or not widgets.shows(item.widget, task_id):
             raise NotFound(ITEM_NOT_FOUND)
         try:
-            if action.type == COMPLETE:
-                line = TaskLine.of(tasks.set_completed(task_id, True))
+            if action.type == widgets.COMPLETE:
+                line = widgets.TaskLine.of(tasks.set_completed(task_id, True))
             else:
                 title = tasks.delete(task_id)
-                line = TaskLine(id=task_id, title=title, gone=True)
+                line = widgets.TaskLine(id=task_id, title=title, gone=True)
         except NotFound:
-            line = TaskLine(id=task_id, title="", gone=True)
+            line = widgets.TaskLine(id=task_id, title="", gone=True)
     context.thread, context.item, context.action = thread_of(row), item, line
 
 
@@ -389,10 +381,10 @@ class TaskChatKitServer(ChatKitServer[ChatKitContext]):
         sender: kit.WidgetItem | None,
         context: ChatKitContext,
     ) -> AsyncIterator[kit.ThreadStreamEvent]:
-        line: TaskLine = context.action
+        line: widgets.TaskLine = context.action
         if sender is None:  # `prepare` refuses an action without its widget
             return
-        widget = redraw_widget(sender.widget, line.id, line)
+        widget = widgets.redraw(sender.widget, line.id, line)
         yield kit.ThreadItemReplacedEvent(item=sender.model_copy(update={"widget": widget}))
         if line.gone:
             yield kit.NoticeEvent(level="info", message="That task no longer exists.")
@@ -408,12 +400,12 @@ class TaskChatKitServer(ChatKitServer[ChatKitContext]):
 
 async def widget_for(caller: Caller, call: dict[str, Any]) -> Any:
     """The task widget a tool call shows (None: none); a changed task is read (`get_task`)."""
-    found = tasks_of_call(call)
+    found = widgets.tasks_of_call(call)
     if found is None:
         return None
-    lines: list[TaskLine] = []
+    lines: list[widgets.TaskLine] = []
     for entry in found:
-        if isinstance(entry, TaskLine):
+        if isinstance(entry, widgets.TaskLine):
             lines.append(entry)
             continue
         try:
@@ -422,5 +414,5 @@ async def widget_for(caller: Caller, call: dict[str, Any]) -> Any:
             return None
         if not isinstance(result.structured_content, dict):
             return None
-        lines.append(TaskLine.of(result.structured_content))
-    return task_widget(lines)
+        lines.append(widgets.TaskLine.of(result.structured_content))
+    return widgets.task_widget(lines)

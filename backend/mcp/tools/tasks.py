@@ -87,6 +87,10 @@ def _tool_fields(
     return fields
 
 
+def _arguments(name: str, base: type[BaseModel], fields: dict[str, Any]) -> Any:
+    return create_model(name, __base__=base, __module__=__name__, **fields)
+
+
 _EDITABLE = set(MCP_EDITABLE)
 if TYPE_CHECKING:
 
@@ -95,17 +99,9 @@ if TYPE_CHECKING:
     class UpdateTaskArguments(_UpdateTask): ...
 
 else:
-    AddTaskArguments = create_model(
-        "AddTaskArguments",
-        __base__=_AddTask,
-        __module__=__name__,
-        **_tool_fields(create_field, update=False),
-    )
-    UpdateTaskArguments = create_model(
-        "UpdateTaskArguments",
-        __base__=_UpdateTask,
-        __module__=__name__,
-        **_tool_fields(patch_field, update=True),
+    AddTaskArguments = _arguments("AddTaskArguments", _AddTask, _tool_fields(create_field, False))
+    UpdateTaskArguments = _arguments(
+        "UpdateTaskArguments", _UpdateTask, _tool_fields(patch_field, True)
     )
 
 
@@ -123,8 +119,7 @@ class _JsonArguments:
 
 
 class _ListTasks(Arguments):
-    """list_tasks' arguments: `contracts/task_listing.LISTING_PARAMS`' (REST's listing takes
-    the same)."""
+    """list_tasks' arguments: `LISTING_PARAMS`' (REST's listing takes the same)."""
 
     if TYPE_CHECKING:
         list_id: int | str | None
@@ -150,11 +145,8 @@ if TYPE_CHECKING:
     class ListTasksArguments(_ListTasks): ...
 
 else:
-    ListTasksArguments = create_model(
-        "ListTasksArguments",
-        __base__=_ListTasks,
-        __module__=__name__,
-        **listing_fields("mcp", _JsonArguments()),
+    ListTasksArguments = _arguments(
+        "ListTasksArguments", _ListTasks, listing_fields("mcp", _JsonArguments())
     )
 
 
