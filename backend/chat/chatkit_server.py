@@ -33,7 +33,7 @@ from backend.chat.chatkit_store import (
 from backend.errors import InvalidRequest, NotFound, describe, error_message, validation_details
 from backend.mcp.caller import Caller
 from backend.mcp.server import run_tool
-from backend.mcp.tools import TOOLS
+from backend.mcp.tools import BY_NAME
 from backend.models.conversation import MessageText
 from backend.models.task import TASK_ID_MAX
 from backend.models.types import Title
@@ -50,7 +50,7 @@ TITLE_LENGTH = 60
 NOT_SUPPORTED = "{} is not supported by this server"
 # ChatKit's messages carry no Idempotency-Key: each gets one, so a retry is the turn's retry.
 KEY_PREFIX = "chatkit-"
-_GET_TASK = next(tool for tool in TOOLS if tool.name == "get_task")
+_GET_TASK = BY_NAME["get_task"]
 
 
 def parse(body: bytes) -> Any:

@@ -17,7 +17,7 @@ from backend.chat.claim import Claim, ClaimEnded
 from backend.errors import ChatProviderError, InvalidRequest, describe, envelope
 from backend.mcp.caller import Caller
 from backend.mcp.server import run_tool
-from backend.mcp.tools import TOOLS, withheld_call
+from backend.mcp.tools import BY_NAME, withheld_call
 from backend.mcp.tools.common import Tool
 from backend.models.conversation import ARGUMENTS_MAX_CHARS, STORED_DEPTH_MAX, storable, stored_call
 from backend.services.conversations import ConversationService
@@ -74,8 +74,7 @@ class Ledger:
 
 
 def agent_tools(caller: Caller, ledger: Ledger, emit: Emit | None) -> list[FunctionTool]:
-    by_name = {tool.name: tool for tool in TOOLS}
-    return [_agent_tool(by_name[name], caller, ledger, emit) for name in CHAT_TOOLS]
+    return [_agent_tool(BY_NAME[name], caller, ledger, emit) for name in CHAT_TOOLS]
 
 
 def _agent_tool(tool: Tool[Any], caller: Caller, ledger: Ledger, emit: Emit | None) -> FunctionTool:

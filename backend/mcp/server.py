@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from backend.errors import NotFound, Unauthorized, describe, envelope
 from backend.mcp.caller import Caller
-from backend.mcp.tools import TOOLS
+from backend.mcp.tools import BY_NAME, TOOLS
 from backend.mcp.tools.common import Tool
 from backend.services.registry import UnitOfWork
 
@@ -48,7 +48,6 @@ def _version() -> str:
 
 
 def build_server(identify: Identify) -> Server[Any]:
-    tools = {tool.name: tool for tool in TOOLS}
     listing = mcp_types.ListToolsResult(tools=[tool.definition() for tool in TOOLS])
 
     async def list_tools(
@@ -59,7 +58,7 @@ def build_server(identify: Identify) -> Server[Any]:
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: mcp_types.CallToolRequestParams
     ) -> mcp_types.CallToolResult:
-        tool = tools.get(params.name)
+        tool = BY_NAME.get(params.name)
         if tool is None:
             raise MCPError(code=mcp_types.INVALID_PARAMS, message=f"Unknown tool: {params.name}")
         try:

@@ -33,13 +33,13 @@ TOOLS: tuple[Tool[Any], ...] = (
     tasks.TASK_STATS,
 )
 
-_BY_NAME = {tool.name: tool for tool in TOOLS}
+BY_NAME = {tool.name: tool for tool in TOOLS}
 
 
 def withheld_call(call: dict[str, Any]) -> dict[str, Any]:
     """A stored chat tool call as read: its result `Tool.withheld` (one stored before chats
     withheld credentials too)."""
-    tool = _BY_NAME.get(call.get("name"))  # type: ignore[arg-type]
+    tool = BY_NAME.get(call.get("name"))  # type: ignore[arg-type]
     result = call.get("result")
     if tool is None or call.get("outcome") != "ok" or not isinstance(result, dict):
         return call
