@@ -1,14 +1,12 @@
-"""Settings: one class, read from the environment and an optional `.env` file.
-
-Unsafe combinations fail at start-up with one clear message (backend/config_safety.py); the
-server's own keys (VAPID's, development's secrets): backend/keys.py.
-"""
+"""Settings, from the environment and an optional `.env` file; unsafe combinations fail at
+start-up (backend/config_safety.py); the server's own keys: backend/keys.py."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hashlib
+import json
 import re
 from enum import StrEnum
 from functools import lru_cache
@@ -20,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     Field,
     HttpUrl,
     SecretStr,
@@ -43,6 +42,10 @@ DEFAULT_PUSH_HOSTS = (
     ".push.apple.com",
     ".notify.windows.com",
 )
+# An empty value is unset: compose passes `${DAPR_HTTP_ENDPOINT:-}` for "not configured".
+_UNSET = BeforeValidator(lambda value: None if value == "" else value)
+UnsetText = Annotated[str | None, _UNSET]
+UnsetSecret = Annotated[SecretStr | None, _UNSET]
 # A webhook secret: Standard Webhooks' `whsec_` + base64 of at least this many random bytes.
 MIN_WEBHOOK_SECRET_BYTES = 24
 
@@ -81,8 +84,7 @@ class WebhookTarget(BaseModel):
     @property
     def name(self) -> str:
         """This target's name in `delivered_to`, metrics and logs: the URL without what may hold
-        a credential (user info, query, fragment), plus a digest of the whole URL if it had any
-        (so `?tenant=a` and `?tenant=b` stay apart)."""
+        a credential, plus a digest of the whole URL if it had any (`?tenant=a` vs `b`)."""
         url = str(self.url)
         parts = urlsplit(url)
         bare = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
@@ -110,6 +112,9 @@ LIBPQ_MIN_CONNECT_TIMEOUT_SECONDS = 2
 
 
 class Settings(BaseSettings):
+    """Every setting; what each means, its default and range: docs/reference/configuration.md
+    (tested to name each one). Comments here keep only the why a reader of the code needs."""
+
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
@@ -128,56 +133,37 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     # Below Neon's 5-minute idle suspend, so no pooled connection outlives its compute.
     db_pool_recycle_seconds: int = Field(default=240, ge=10)
-    # A pooled connection idle this long is pinged before reuse (0: every checkout); a busier
-    # one is only checked for a socket the server closed, which costs no round trip.
     db_pool_ping_idle_seconds: float = Field(default=5.0, ge=0, le=3600)
-    # Longest wait for a new connection, capped by the response timeout (`effective_...`).
     db_connect_timeout_seconds: int = Field(default=10, ge=1, le=120)
-    # Longest one statement may run before PostgreSQL cancels it (503); 0: off. Set per
-    # transaction (SET LOCAL), so it holds behind a pooler too.
     db_statement_timeout_ms: int = Field(default=5000, ge=0, le=3_600_000)
-    # Longest wait for any one answer of the database before the connection is given up (503):
-    # holds when the server is too stuck to enforce its statement timeout. Unset: the statement
-    # timeout + 2 s (none when that is 0); 0: off; else above the statement timeout.
+    # Holds when the server is too stuck to enforce its statement timeout (`effective_...`).
     db_response_timeout_ms: int | None = Field(default=None, ge=0, le=3_600_000)
-    # Apply pending migrations when the app starts (default: on outside production).
     auto_migrate: bool | None = None
 
-    # Tokens. BETTER_AUTH_SECRET is accepted so a Better Auth front end and this API can share one.
+    # BETTER_AUTH_SECRET is accepted so a Better Auth front end and this API can share one.
     jwt_secret: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("jwt_secret", "better_auth_secret")
     )
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
-
-    # Asymmetric tokens from a trusted issuer's JWKS (Better Auth: `<BASE_URL>/api/auth/jwks`).
     jwt_jwks_url: HttpUrl | None = None
-    # Accepted algorithms for JWKS tokens: an explicit list, from RS256, ES256, EdDSA.
     jwt_jwks_algorithms: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["RS256", "ES256", "EdDSA"]
     )
-    # Required `iss` / `aud` of JWKS tokens; unset means JWT_ISSUER / JWT_AUDIENCE.
     jwt_jwks_issuer: str | None = None
     jwt_jwks_audience: str | None = None
     jwt_jwks_cache_seconds: int = Field(default=300, ge=1, le=24 * 3600)
-    # At most one refetch per this many seconds for an unknown `kid` or after a failed fetch.
     jwt_jwks_min_refetch_seconds: int = Field(default=30, ge=0, le=3600)
     jwt_jwks_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
     access_token_expire_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
-    # Longest lifetime of a token from any issuer but the built-in sign-in (whose tokens are
-    # revocable instead); longer is a 401.
+    # For any issuer but the built-in sign-in, whose tokens are revocable instead.
     jwt_max_token_lifetime_seconds: int = Field(default=24 * 3600, ge=60, le=366 * 24 * 3600)
 
-    # The address clients reach the API at: the start of a feed URL a tool hands out (unset:
-    # REST uses the request's address, a tool gives the path alone).
     public_url: HttpUrl | None = None
-
-    # CORS: explicit origins, comma-separated or a JSON list.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    # Rate limits, counted in PostgreSQL (shared by every worker and replica). A limit of 0
-    # turns that one policy off; RATE_LIMIT_ENABLED=false turns them all off.
+    # Rate limits, counted in PostgreSQL (shared by every worker and replica); 0: that one off.
     rate_limit_enabled: bool = True
     rate_limit_auth_window_seconds: int = Field(default=300, ge=1, le=24 * 3600)
     rate_limit_sign_in_per_ip: int = Field(default=30, ge=0)
@@ -186,129 +172,93 @@ class Settings(BaseSettings):
     rate_limit_sign_up_per_account: int = Field(default=5, ge=0)
     rate_limit_task_window_seconds: int = Field(default=60, ge=1, le=24 * 3600)
     rate_limit_task_writes_per_user: int = Field(default=120, ge=0)
-    # Invitations per user per hour, beside the write limit: each one mails a token.
     rate_limit_invitations_per_hour: int = Field(default=30, ge=0)
-    # Fetches of one calendar feed per hour (calendar apps poll every few minutes at most).
     rate_limit_calendar_feed_per_hour: int = Field(default=120, ge=0)
-    # A mail's links (opened without a token), per client address per auth window.
     rate_limit_mail_links_per_ip: int = Field(default=30, ge=0)
-    # Confirmation mails per hour, per account and per address.
     rate_limit_confirmation_mails_per_hour: int = Field(default=5, ge=0)
-    # Failed CalDAV sign-ins per client address, and per username from one address (never per
-    # username alone: anyone could lock its owner out), per auth window; past either, 429.
+    # Never per username alone: anyone could lock its owner out.
     rate_limit_dav_failures_per_ip: int = Field(default=30, ge=0)
     rate_limit_dav_failures_per_username: int = Field(default=10, ge=0)
 
     # Event delivery by `python -m backend worker` (backend/events/, specs/events.md).
-    # Dapr pub/sub: the sidecar's HTTP endpoint (e.g. http://localhost:3500); unset: no Dapr.
-    dapr_http_endpoint: HttpUrl | None = None
+    dapr_http_endpoint: Annotated[HttpUrl | None, _UNSET] = None
     dapr_pubsub_name: str = Field(default="pubsub", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     dapr_task_events_topic: str = Field(default="task-events", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     dapr_reminders_topic: str = Field(default="reminders", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     dapr_list_events_topic: str = Field(default="list-events", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
-    # Real-time sync: task and list changes published here too (unset or empty: not).
-    dapr_task_updates_topic: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,100}$")
-    dapr_api_token: SecretStr | None = None
-    # Signed webhooks: a JSON list of {"url": ..., "secret": "whsec_..."}.
+    dapr_task_updates_topic: UnsetText = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    dapr_api_token: UnsetSecret = None
     event_webhooks: list[WebhookTarget] = Field(default_factory=list, max_length=20)
-    # Attempts per event before it is dead-lettered; backoff between them (full jitter).
     event_max_attempts: int = Field(default=12, ge=1, le=100)
     event_retry_base_seconds: float = Field(default=1.0, gt=0, le=3600)
     event_retry_max_seconds: float = Field(default=600.0, gt=0, le=24 * 3600)
     event_delivery_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     event_batch_size: int = Field(default=100, ge=1, le=1000)
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
-    # The worker's /metrics and /health/ready (0: not served).
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
-    # /health/ready and `events status` fail when the oldest pending event is older.
     worker_max_lag_seconds: int = Field(default=60, ge=1)
 
-    # Web Push reminders. Unset: on where a VAPID key is set, and outside production (a key
-    # kept in the data folder).
+    # Web Push (RFC 8292) and email reminders.
     push_enabled: bool | None = None
-    # The VAPID private key (RFC 8292): base64url of the raw 32-byte P-256 scalar.
-    vapid_private_key: SecretStr | None = None
-    # Who a push service contacts about our traffic: mailto: or https: (RFC 8292's `sub`).
-    vapid_subject: str | None = Field(
+    vapid_private_key: UnsetSecret = None
+    vapid_subject: UnsetText = Field(
         default=None, pattern=r"^(mailto:[^\s@]+@[^\s@]+|https://[^\s/]+\S*)$", max_length=200
     )
-    # The push services an endpoint may be on: a host, or `.suffix` for its subdomains.
     push_allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_PUSH_HOSTS), max_length=100
     )
-    # Tests only (refused in production): an endpoint on a loopback address, http or https.
+    # Refused in production: a loopback endpoint is an SSRF door into this host's services.
     push_allow_loopback: bool = False
     push_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
-    # Email reminders' SMTP server (unset host: no email); `none` only to this host in production.
-    smtp_host: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.:\[\]-]{1,253}$")
+    smtp_host: UnsetText = Field(default=None, pattern=r"^[A-Za-z0-9.:\[\]-]{1,253}$")
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_security: Literal["starttls", "tls", "none"] = "starttls"
-    smtp_username: str | None = Field(default=None, max_length=256)
-    smtp_password: SecretStr | None = None
-    smtp_from: str | None = Field(default=None, max_length=320)
+    smtp_username: UnsetText = Field(default=None, max_length=256)
+    smtp_password: UnsetSecret = None
+    smtp_from: UnsetText = Field(default=None, max_length=320)
     smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
-    # The link an email reminder gives (unset: `PUBLIC_URL/api/tasks/{task_id}`).
-    reminder_task_url_template: str | None = Field(
+    reminder_task_url_template: UnsetText = Field(
         default=None, pattern=r"^https?://[!-~]*\{task_id\}[!-~]*$", max_length=500
     )
-    # A reminder fired past the grace is `late`; past the maximum lateness, skipped (0: never).
     reminder_grace_seconds: int = Field(default=60, ge=0, le=24 * 3600)
     reminder_max_lateness_seconds: int = Field(default=24 * 3600, ge=0, le=365 * 24 * 3600)
 
-    # How long an Idempotency-Key's response is kept; at least the 24 h promised to clients.
+    # At least the 24 h promised to clients.
     idempotency_key_ttl_seconds: int = Field(default=24 * 3600, ge=24 * 3600, le=30 * 24 * 3600)
-
-    # How long delivered task changes stay in the change feed (an older cursor: 410).
     change_retention_hours: int = Field(default=7 * 24, ge=1, le=365 * 24)
-    # The live stream's heartbeat, which also re-checks the caller's token and account and
-    # reads the feed (a missed wake-up).
+
+    # The live stream (specs/changes.md).
     stream_heartbeat_seconds: float = Field(default=15.0, ge=0.05, le=300)
-    # How often each worker's one reader polls the feed's head to wake its streams.
     stream_poll_ms: int = Field(default=50, ge=10, le=10_000)
-    # Open streams per user (per worker; past it 429) and per worker (past it 503).
     stream_max_per_user: int = Field(default=10, ge=1, le=1000)
     stream_max_per_worker: int = Field(default=2000, ge=1, le=100_000)
-    # Streams' own starting reads at once, each with a pooled connection: 8 keeps a
-    # reconnecting crowd from queueing and leaves most of the pool to requests.
+    # 8 keeps a reconnecting crowd from queueing and leaves most of the pool to requests.
     stream_read_concurrency: int = Field(default=8, ge=1, le=64)
-    # A client that has not taken an event this long is disconnected.
     stream_send_timeout_seconds: float = Field(default=10.0, ge=0.1, le=300)
-    # A stream ends after this long (the client resumes): rebalanced, and no token outlived.
     stream_max_seconds: float = Field(default=3600.0, ge=0.1, le=86_400)
-    # How long a stream ticket (POST /api/changes/stream/tickets) can be used, once.
     stream_ticket_seconds: int = Field(default=60, ge=5, le=600)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    # The server's own bounds on a request, per worker (backend/server.py). Request line and
-    # headers larger than this: 431 and closed.
+    # The server's own bounds on a request, per worker (backend/server.py).
     http_max_header_bytes: int = Field(default=32 * 1024, ge=4096, le=256 * 1024)
-    # From a connection's opening or a request's first byte to its last: slower is 408.
     http_request_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
-    # Open connections a worker serves; a request on one beyond it is 503 (but GET /health).
     http_max_connections: int = Field(default=1000, ge=1, le=100_000)
-    # Strict-Transport-Security max-age (0: none); only for a deployment served over HTTPS.
     hsts_max_age_seconds: int = Field(default=0, ge=0, le=2 * 365 * 24 * 3600)
     log_level: str = "INFO"
-    # Unset: json in production (for a log pipeline), text elsewhere (for a terminal).
     log_format: LogFormat | None = None
 
     # Chat: any OpenAI-compatible provider; without base URL and model, 503.
     chat_base_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     chat_api_key: SecretStr | None = None
     chat_model: str | None = Field(default=None, min_length=1, max_length=200)
-    # The longest a turn may take, all its model calls together (504 CHAT_PROVIDER_TIMEOUT).
     chat_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
-    # How often a running turn renews its claim on its Idempotency-Key; its lease derives from
-    # it (`backend.chat.turn.lease`).
+    # A turn's lease derives from it (`backend.chat.turn.lease`).
     chat_heartbeat_seconds: float = Field(default=5.0, ge=0.1, le=60)
-    # Model calls per turn (each tool round is one): past it, 502 CHAT_TOO_MANY_TURNS.
     chat_max_turns: int = Field(default=8, ge=1, le=50)
     chat_temperature: float | None = Field(default=0.2, ge=0, le=2)
-    # The history a turn sends: the newest messages, at most this many and this many chars.
     chat_history_messages: int = Field(default=30, ge=0, le=500)
     chat_history_chars: int = Field(default=24_000, ge=1000, le=1_000_000)
-    # Chat turns per user per window (0: unlimited); the RateLimit headers name it "chat".
     chat_rate_limit_per_user: int = Field(default=20, ge=0)
     chat_rate_limit_window_seconds: int = Field(default=60, ge=1, le=24 * 3600)
 
@@ -316,84 +266,62 @@ class Settings(BaseSettings):
     def chat_configured(self) -> bool:
         return self.chat_base_url is not None and self.chat_model is not None
 
-    # The most API replicas the deployment runs; `check` warns of several with attachments
-    # on the filesystem.
     replicas: int = Field(default=1, ge=1, le=10_000)
     # Attachments (specs/storage.md): in S3 when S3_BUCKET is set, else under ATTACHMENTS_DIR.
     attachments_dir: Path | None = None
     attachments_max_file_bytes: int = Field(default=25 * 1024 * 1024, ge=1, le=5 * 1024**3)
-    # The bytes a user's uploads may hold in all, trashed ones until purged.
     attachments_quota_bytes: int = Field(default=1024**3, ge=0, le=2**50)
-    # How long a presigned download URL lives (a removed member's link works until then).
     attachments_url_seconds: int = Field(default=300, ge=10, le=3600)
-    # The sweeper removes an object no row names, or an unfinished upload, older than this
-    # (a younger one may be in flight).
+    # A younger orphan may be an upload in flight.
     attachments_orphan_seconds: int = Field(default=3600, ge=0, le=30 * 24 * 3600)
-    s3_bucket: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-    # Unset: AWS S3 itself. R2, Neon, Ceph, MinIO: their endpoint, e.g. https://host:port.
-    s3_endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
-    s3_region: str | None = Field(default=None, pattern=r"^[a-z0-9-]{1,40}$")
+    s3_bucket: UnsetText = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    s3_endpoint_url: UnsetText = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    s3_region: UnsetText = Field(default=None, pattern=r"^[a-z0-9-]{1,40}$")
     # Unset: boto3's own chain (AWS_ACCESS_KEY_ID..., a web identity, an instance role).
-    s3_access_key_id: str | None = Field(default=None, min_length=1, max_length=256)
-    s3_secret_access_key: SecretStr | None = None
-    # path: https://endpoint/bucket/key (Neon, Ceph, MinIO need it); virtual: bucket.endpoint.
+    s3_access_key_id: UnsetText = Field(default=None, min_length=1, max_length=256)
+    s3_secret_access_key: UnsetSecret = None
     s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
-    # Keys live under this prefix in the bucket (a bucket shared with other data).
     s3_prefix: str = Field(default="attachments/", pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]*/)*$")
-    # Multipart part size: the most one upload spools (1 MiB in memory, the rest on disk).
+    # The most one upload spools (1 MiB in memory, the rest on disk).
     s3_part_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024**3)
-    # The S3 client's bounds: a store that does not answer within them is 503 with Retry-After.
     s3_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     s3_read_timeout_seconds: float = Field(default=3.0, gt=0, le=300)
     s3_max_attempts: int = Field(default=2, ge=1, le=10)
-    # Uploads one worker runs at once (each holds memory, a spool and a thread); one more: 503.
     attachments_max_concurrent_uploads: int = Field(default=16, ge=1, le=1000)
-    # An upload's body that sends no byte for this long is answered 408 REQUEST_TIMEOUT.
     attachments_stall_seconds: float = Field(default=15.0, gt=0, le=600)
-    # The longest an upload's body may take (HTTP_REQUEST_TIMEOUT_SECONDS: other requests').
     attachments_upload_seconds: float = Field(default=600.0, gt=0, le=3600)
 
     @property
     def effective_attachments_dir(self) -> Path:
         return self.attachments_dir or self.embedded_pg_dir.parent / "attachments"
 
-    # Prometheus /metrics. Unset: served outside production, or with METRICS_TOKEN (needed).
     metrics_enabled: bool | None = None
     metrics_token: SecretStr | None = None
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "push_allowed_hosts", "jwt_jwks_algorithms", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split(cls, value: object) -> object:
+        """A comma-separated list, or a JSON one."""
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
-                import json
-
                 return json.loads(text)
-            return [part.strip().rstrip("/") for part in text.split(",") if part.strip()]
+            return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
-    @field_validator("push_allowed_hosts", mode="before")
+    @field_validator("cors_origins")
     @classmethod
-    def _split_hosts(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip().startswith("["):
-            return [part.strip().lower() for part in value.split(",") if part.strip()]
-        return value
+    def _bare_origins(cls, value: list[str]) -> list[str]:
+        return [origin.rstrip("/") for origin in value]
 
     @field_validator("push_allowed_hosts")
     @classmethod
     def _plain_hosts(cls, value: list[str]) -> list[str]:
-        for host in value:
+        hosts = [host.lower() for host in value]
+        for host in hosts:
             if not re.fullmatch(r"\.?[a-z0-9-]+(\.[a-z0-9-]+)+", host):
                 raise ValueError(f"PUSH_ALLOWED_HOSTS: {host!r} is not a host name (or .suffix)")
-        return [host.lower() for host in value]
-
-    @field_validator("jwt_jwks_algorithms", mode="before")
-    @classmethod
-    def _split_algorithms(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+        return hosts
 
     @field_validator("jwt_jwks_algorithms")
     @classmethod
@@ -408,29 +336,6 @@ class Settings(BaseSettings):
             raise ValueError("JWT_JWKS_ALGORITHMS must name at least one algorithm")
         return value
 
-    @field_validator(
-        "dapr_http_endpoint",
-        "dapr_api_token",
-        "dapr_task_updates_topic",
-        "s3_bucket",
-        "s3_endpoint_url",
-        "s3_region",
-        "s3_access_key_id",
-        "s3_secret_access_key",
-        "vapid_private_key",
-        "vapid_subject",
-        "smtp_host",
-        "smtp_username",
-        "smtp_password",
-        "smtp_from",
-        "reminder_task_url_template",
-        mode="before",
-    )
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        # compose passes `${DAPR_HTTP_ENDPOINT:-}`: an empty value means "not configured".
-        return None if value == "" else value
-
     @model_validator(mode="after")
     def _check_safety(self) -> Settings:
         refuse_unsafe(self)
@@ -443,8 +348,7 @@ class Settings(BaseSettings):
         return self.vapid_private_key is not None or not self.is_production
 
     def vapid_key(self) -> ec.EllipticCurvePrivateKey:
-        """The VAPID key; outside production without one, a random one kept in the data
-        folder (so a page's subscription survives restarts and every process agrees)."""
+        """The VAPID key; without one outside production, a random one kept in the data folder."""
         if self.vapid_private_key is not None:
             return vapid_private_key(self.vapid_private_key.get_secret_value())
         if self.is_production:
@@ -470,9 +374,8 @@ class Settings(BaseSettings):
 
     @property
     def effective_db_connect_timeout_seconds(self) -> int:
-        """libpq's `connect_timeout`: `DB_CONNECT_TIMEOUT_SECONDS`, but no longer than the
-        response timeout (whole seconds; libpq waits at least 2 s): no wait on a stuck server
-        outlasts the response timeout."""
+        """libpq's `connect_timeout`, no longer than the response timeout (whole seconds, 2 at
+        least): no wait on a stuck server outlasts it."""
         response_timeout_ms = self.effective_db_response_timeout_ms
         if response_timeout_ms <= 0:
             return self.db_connect_timeout_seconds
@@ -508,8 +411,7 @@ class Settings(BaseSettings):
         return self.jwt_jwks_audience or self.jwt_audience
 
     def signing_secret(self) -> str:
-        """The HS256 secret; in development mode without one, a random one kept in the data
-        folder (the validator refuses a missing secret in every other mode)."""
+        """The HS256 secret; without one (development only), a random one in the data folder."""
         if self.jwt_secret is not None:
             return self.jwt_secret.get_secret_value()
         return development_secret(self.embedded_pg_dir.parent / "dev-jwt-secret")

@@ -1,7 +1,5 @@
-"""What a process refuses to start with: unsafe combinations of settings, each with one clear
-message (`Settings` runs `refuse_unsafe` as its last validator). A production process never
-runs with a placeholder secret, a short secret, a wildcard CORS origin, or users' data sent in
-clear to another host."""
+"""Unsafe combinations of settings, refused at start with one clear message each (`Settings`'
+last validator): never a placeholder or short secret, a wildcard origin, or data in clear."""
 
 from __future__ import annotations
 

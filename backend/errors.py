@@ -1,9 +1,5 @@
-"""The domain's error family: what went wrong, as plain data (status, code, message, headers).
-
-Services raise `AppError` subclasses; `describe` maps any exception to the error envelope's
-parts for every transport, and `envelope` is the body a tool result carries. No web framework
-here (a service, the worker or a script loads no FastAPI); HTTP handlers: backend/api/errors.py.
-"""
+"""The domain's errors as plain data; `describe` maps any exception to the envelope's parts for
+every transport. No web framework here (the worker loads none); HTTP's: backend/api/errors.py."""
 
 from __future__ import annotations
 
@@ -25,7 +21,6 @@ class AppError(Exception):
     code = "INTERNAL_ERROR"
     message = "Internal server error"
     headers: ClassVar[Mapping[str, str] | None] = None
-    # The `type` of the one detail of an error about a request field (`at`).
     detail_type: ClassVar[str] = "error"
 
     def __init__(
@@ -38,7 +33,6 @@ class AppError(Exception):
         super().__init__(message or self.message)
         self.message = message or self.message
         self.details = list(details)
-        # Per-response headers on top of the class's own (e.g. rate-limit state).
         self.extra_headers = dict(extra_headers or {})
 
     @classmethod
@@ -114,8 +108,7 @@ class PreconditionFailed(AppError):
 
 
 class Taken(PreconditionFailed):
-    """A CalDAV create whose name or UID (`what`) a concurrent create took (`TA412`); `read`:
-    what the refusing statement read for the request's next step."""
+    """A CalDAV create whose name or UID (`what`) a concurrent create took (`TA412`)."""
 
     message = "Another object of this collection holds this name or UID"
 
@@ -239,13 +232,10 @@ def error_body(
     return {"error": {"code": code, "message": message, "details": list(details)}}
 
 
-# Where a request's parameters come from: one scalar each, so what pydantic puts after the
-# name in `loc` names a member of its union type (`query.list_id.literal['none']`).
+# A parameter is one scalar: what pydantic puts after its name in `loc` is a union member's.
 _PARAMETERS = frozenset({"query", "path", "header", "cookie"})
 
-
-# An enum member as Python writes it (`<Role.viewer: 'viewer'>`), in some pydantic messages:
-# a client reads the value it sends (`'viewer'`).
+# An enum member as Python writes it (`<Role.viewer: 'viewer'>`): a client reads the value.
 _ENUM_MEMBER = re.compile(r"<[A-Za-z_]\w*\.\w+: ('[^']*'|\"[^\"]*\"|-?\d+(?:\.\d+)?)>")
 
 
@@ -272,8 +262,8 @@ def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 ACCOUNT_GONE_MESSAGE = "The account for this token no longer exists"
-# The foreign keys to `users` (`fk_<table>_<column>_users`) of a column a request fills with
-# the caller's id: violated when the account is deleted between its lookup and the write.
+# Keys to `users` of a column a request fills with the caller's id: violated when the account
+# is deleted between its lookup and the write.
 ACCOUNT_KEY_SUFFIXES = (
     "_user_id_users",
     "_member_id_users",
@@ -301,26 +291,18 @@ def describe(exc: Exception) -> ErrorParts:
     """The one mapping from an exception to the error envelope's parts. Unexpected errors are
     logged here (with their traceback) and become a generic 500: nothing internal leaks."""
     if isinstance(exc, AppError):
-        return ErrorParts(
-            exc.status_code,
-            exc.code,
-            exc.message,
-            exc.details,
-            {**(exc.headers or {}), **exc.extra_headers},
-        )
+        headers = {**(exc.headers or {}), **exc.extra_headers}
+        return ErrorParts(exc.status_code, exc.code, exc.message, exc.details, headers)
     if isinstance(exc, ValidationError):
         details = validation_details(exc.errors())
         return ErrorParts(422, InvalidRequest.code, InvalidRequest.message, details)
     if isinstance(exc, IntegrityError):
         orig = getattr(exc, "orig", None)
-        if isinstance(orig, ForeignKeyViolation) and (orig.diag.constraint_name or "").endswith(
-            ACCOUNT_KEY_SUFFIXES
-        ):
-            # The write raced the account's deletion: the token speaks for nobody any more.
+        key = (orig.diag.constraint_name or "") if isinstance(orig, ForeignKeyViolation) else ""
+        if key.endswith(ACCOUNT_KEY_SUFFIXES):  # the write raced the account's deletion
             logger.info("write refused: its account was deleted while the request ran")
-            return ErrorParts(
-                401, Unauthorized.code, ACCOUNT_GONE_MESSAGE, headers=Unauthorized.headers or {}
-            )
+            challenge = Unauthorized.headers or {}
+            return ErrorParts(401, Unauthorized.code, ACCOUNT_GONE_MESSAGE, headers=challenge)
         # A constraint the API's own validation should have caught: report it, never the SQL.
         logger.warning("integrity error mapped to 409: %s", database_failure(exc))
         return ErrorParts(409, Conflict.code, Conflict.message)
@@ -328,40 +310,30 @@ def describe(exc: Exception) -> ErrorParts:
         logger.warning("data error mapped to 422: %s", database_failure(exc))
         return ErrorParts(422, InvalidRequest.code, "A value is out of range or malformed")
     if isinstance(exc, OperationalError | PoolTimeoutError):
-        return ErrorParts(
-            503,
-            ServiceUnavailable.code,
-            _unavailable_message(exc),
-            headers=ServiceUnavailable.headers or {},
-        )
+        retry = ServiceUnavailable.headers or {}
+        return ErrorParts(503, ServiceUnavailable.code, _unavailable_message(exc), headers=retry)
     logger.error("unhandled error", exc_info=loggable(exc))
     return ErrorParts(500, AppError.code, AppError.message)
 
 
 class DatabaseTimeout(psycopg2.OperationalError):
-    """The database did not answer one round trip within the timeout; the connection was shut
-    (raised by the watchdog, `backend/db/deadline.py`)."""
+    """No answer within the timeout: the watchdog (`backend/db/deadline.py`) shut the connection."""
 
 
 class DatabaseUnresponsive(psycopg2.OperationalError):
-    """The breaker is open: the database stopped answering moments ago; not even tried
-    (`backend/db/deadline.py`)."""
+    """The breaker is open (`backend/db/deadline.py`): not even tried."""
 
 
 def _unavailable_message(exc: Exception) -> str:
     orig = getattr(exc, "orig", None)
-    # A statement cut by DB_STATEMENT_TIMEOUT_MS (SQLSTATE 57014) is an OperationalError too;
-    # nothing was written (its transaction rolled back), so a retry is safe.
+    # Cut by DB_STATEMENT_TIMEOUT_MS: rolled back, so a retry is safe.
     if isinstance(orig, QueryCanceled):
         logger.warning("statement cancelled by the statement timeout")
         return STATEMENT_TIMEOUT_MESSAGE
     if isinstance(orig, DatabaseTimeout | DatabaseUnresponsive):
-        # No answer within DB_RESPONSE_TIMEOUT_MS, or the breaker is open after one: the
-        # watchdog and the breaker log the event once; no traceback per request.
+        # The watchdog and the breaker log the event once: no traceback per request.
         logger.info("database not answering: %s", orig)
         return NO_ANSWER_MESSAGE
-    # The traceback (which statement, which connection step) goes to the log only, without
-    # the statement's SQL and values (`loggable`).
     logger.error("database unavailable: %s", database_failure(exc), exc_info=loggable(exc))
     return ServiceUnavailable.message
 
@@ -386,8 +358,7 @@ def database_error(exc: BaseException) -> BaseException | None:
 
 
 def sent_from(exc: BaseException) -> str:
-    """The code that sent the failing statement (or opened the connection): the innermost
-    frame of `backend` outside the data layer's carriers, as `module.function`."""
+    """`module.function` of the innermost `backend` frame outside the data layer's carriers."""
     found = innermost = None
     tb = exc.__traceback__
     while tb is not None:
@@ -402,10 +373,8 @@ def sent_from(exc: BaseException) -> str:
 
 
 def database_failure(exc: BaseException) -> str:
-    """A database error as a log may show it: its class, the DB-API error's class and
-    SQLSTATE, and where it was sent from; never the statement nor its values. A connection
-    failure (no SQLSTATE: libpq's own words, about the connection, not a statement) and a pool
-    timeout keep their first line."""
+    """A database error as a log may show it: classes, SQLSTATE and sender, never the statement
+    nor its values (a connection failure or pool timeout, with no SQLSTATE: its first line)."""
     error = database_error(exc) or exc
     orig = getattr(error, "orig", None) if isinstance(error, SQLAlchemyError) else error
     parts = [type(error).__name__]
@@ -425,15 +394,12 @@ def database_failure(exc: BaseException) -> str:
 
 
 class LoggedDatabaseError(Exception):
-    """Stands in for a database error in a log record: the same traceback (which statement,
-    which connection step), its `database_failure` for a message, and no chained errors (the
-    DB-API error's text)."""
+    """A database error in a log record: its traceback and `database_failure`, no chained text."""
 
 
 def loggable(exc: BaseException) -> BaseException:
-    """`exc` as a log record may carry it: itself, or when it is (or follows) a database error,
-    a `LoggedDatabaseError` with its traceback and without the statement or its values (in an
-    exception group, each of its exceptions, in a copy of the group)."""
+    """`exc` as a log record may carry it: a database error (or one that follows it, or one in a
+    group) as a `LoggedDatabaseError`, without the statement or its values."""
     if isinstance(exc, BaseExceptionGroup):
         exc = _loggable_group(exc)
     error = database_error(exc)
@@ -453,8 +419,7 @@ def loggable(exc: BaseException) -> BaseException:
 
 
 def _loggable_group(group: BaseExceptionGroup[Any]) -> BaseExceptionGroup[Any]:
-    """`group` with each of its exceptions `loggable` (itself when none changed): the same
-    class and message (`derive`), traceback, chain and notes."""
+    """`group` with each exception `loggable`; its class, message, traceback, chain and notes."""
     parts = [loggable(each) for each in group.exceptions]
     if all(part is each for part, each in zip(parts, group.exceptions, strict=True)):
         return group
@@ -467,8 +432,7 @@ def _loggable_group(group: BaseExceptionGroup[Any]) -> BaseExceptionGroup[Any]:
 
 
 def envelope(parts: ErrorParts) -> dict[str, Any]:
-    """`{"error": {"code", "message", "details"}}`, plus `retry_after` (seconds) where the REST
-    answer carries `Retry-After`: a tool result has no headers to carry it."""
+    """The envelope plus `retry_after` for REST's `Retry-After`: a tool result has no headers."""
     body = error_body(parts.code, parts.message, [dict(detail) for detail in parts.details])
     retry_after = parts.headers.get("Retry-After")
     if retry_after is not None and retry_after.isdigit():

@@ -43,15 +43,12 @@ def vapid_public_key(private: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def new_jwt_secret() -> str:
-    return secrets.token_urlsafe(48)
-
-
 @lru_cache
-def development_secret(path: Path, new: Callable[[], str] = new_jwt_secret) -> str:
-    # Persisted so that tokens survive restarts and every worker process agrees on it. Written
-    # whole under a temporary name, then linked into place: of two processes starting at once
-    # (two `serve --dev`), the first link wins and both read the winner's value.
+def development_secret(
+    path: Path, new: Callable[[], str] = lambda: secrets.token_urlsafe(48)
+) -> str:
+    # Kept so tokens survive restarts and every process agrees: written whole, then linked into
+    # place, so of two processes starting at once the first link wins and both read it.
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".secret-") as draft:

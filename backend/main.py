@@ -50,14 +50,12 @@ _UPLOAD = re.compile(UPLOAD_PATH)
 
 
 def _accept_request_id(value: str) -> bool:
-    # Echo a caller's id only if it is short and plain; otherwise a fresh one is generated.
     return bool(_REQUEST_ID.match(value))
 
 
 def _request_id_generator() -> Callable[[], str]:
-    """32 hex characters, unique across processes: a random prefix drawn once per process and
-    a counter. A request id needs uniqueness, not secrecy, and this avoids an `os.urandom`
-    system call (uuid4) on every request."""
+    """32 hex characters: a per-process random prefix and a counter (unique, not secret: no
+    `os.urandom` system call per request, as uuid4 makes)."""
     prefix = secrets.token_hex(8)
     counter = itertools.count(1)
     return lambda: f"{prefix}{next(counter):016x}"
@@ -69,10 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.chat_configured:
-            # The chat stack loads beside the start (backend/chat/stack.py): /health/ready
-            # answers 503 until it has.
             app.state.chat_stack = Preload()
-        # Blocking work (starting the embedded server, migrating) runs off the event loop.
         url = await anyio.to_thread.run_sync(resolve_database_url, settings)
         if settings.should_auto_migrate:
             # Neon: migrations take the direct URL; the pooled one is for requests.
@@ -81,19 +76,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_db_engine(url, settings)
         # So the first sign-in with an unknown email costs no more than any other.
         await anyio.to_thread.run_sync(dummy_hash)
-        # Sync endpoints and dependencies run in this thread pool, one hop each, and a request
-        # keeps its connection between hops. With no more threads than connections, threads
-        # blocked waiting for a connection can take every thread the holders need to finish:
-        # so keep well more threads than connections (waiters then time out with a 503).
+        # A request keeps its connection between thread-pool hops: with no more threads than
+        # connections, waiters could take every thread the holders need (deadlock, not 503).
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = max(40, 4 * (settings.db_pool_size + settings.db_max_overflow))
         app.state.engine = engine
-        # The live change streams' service (backend/services/live.py).
         app.state.live = LiveFeeds(engine, settings, app.state.transaction_locals)
         if metrics is not None:
             metrics.watch_pool(engine, settings.db_pool_size, settings.db_max_overflow)
         try:
-            # The MCP transport at /mcp, its SDK loaded beside the start (backend/mcp/mount.py).
             async with mcp.run():
                 yield
         finally:
@@ -113,17 +104,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
     )
     app.state.settings = settings
-    # What every transaction of a request starts with, composed once (backend/db/sender.py).
     app.state.transaction_locals = transaction_locals(
         settings.db_statement_timeout_ms, settings.effective_db_response_timeout_ms
     )
     app.state.token_verifier = TokenVerifier(settings)
-    # DAV's app passwords verified moments ago (backend/auth/password_cache.py).
     app.state.dav_passwords = VerifiedPasswords()
     app.state.migration_ids = migration_ids()
-    # Chat (backend/api/routes/chat.py): its stack loading (when configured: the lifespan),
-    # the model client, built on first use, and the streamed turns still running (held so
-    # that a disconnected client's turn finishes).
+    # Chat's stack (loading), its model (built on first use) and its running turns (held: a
+    # disconnected client's turn finishes).
     app.state.chat_stack = None
     app.state.chat_model = None
     app.state.chat_turns = set()
@@ -135,10 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mcp = app.state.mcp = install_mcp(app, settings)
     metrics = install_metrics(app, settings)
 
-    # The edge (backend/api/middleware.py: access log and metrics, HEAD and the protective
-    # headers, the request gate, CORS, trailing slash, body size, unhandled errors) inside the
-    # request id, so even a 500 or a refused preflight carries X-Request-ID and the access log
-    # has it.
+    # The edge inside the request id: even a 500 or a refused preflight carries X-Request-ID.
     app.add_middleware(
         EdgeMiddleware,
         metrics=metrics,
@@ -156,8 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "Idempotency-Key",
             "If-Match",
             "If-None-Match",
-            # MCP clients in a browser (/mcp, stateless: no session id)
-            "Mcp-Protocol-Version",
+            "Mcp-Protocol-Version",  # MCP clients in a browser (stateless: no session id)
         ],
         cors_expose_headers=[
             "X-Request-ID",

@@ -1,27 +1,9 @@
-"""Recurring tasks: RFC 5545 rules, IANA time zones and the series they describe.
-
-A recurring task carries a rule (`recurrence`, an RRULE), a `time_zone` and its series' start
-(`series_start`, the first occurrence's due date, the rule's DTSTART). The series is:
-
-- the start itself, which always counts as the first occurrence (RFC 5545 3.8.5.3);
-- then every occurrence of the rule after it, computed by `python-dateutil` on the local wall
-  clock of the time zone (so "every day at 09:00 Europe/Berlin" stays at 09:00 across
-  daylight-saving changes) and converted to UTC. A local time that does not exist (the hour
-  skipped in spring) means the instant one hour later, and one that exists twice (autumn)
-  the first of the two, as RFC 5545 3.3.5 reads such times; two occurrences that land on the
-  same instant count once;
-- ended by COUNT (counted from the start, the start included), UNTIL (inclusive: a UTC
-  date-time, or a date meaning that whole local day), the last year an instant may have
-  (`INSTANT_MAX_YEAR`), or `HORIZON_YEARS` without any occurrence.
-
-dateutil parses and expands the rule; this module adds the policy (one RRULE line without
-DTSTART, no more often than hourly, RFC 5545's value ranges and part combinations, at most
-`RULE_MAX_LENGTH` characters) and the bounds: dateutil's loop only ends at the year 9999 when
-periods keep coming up empty (BYMONTH=2;BYMONTHDAY=30: seconds of CPU), so rules are evaluated
-on a calendar shifted by a multiple of 400 years (the Gregorian cycle), the year 9999 ending
-the search a little past where it is needed; COUNT and UNTIL are applied here, on the UTC
-instants (dateutil would compare UNTIL on shifted dates).
-"""
+"""Recurring tasks: RFC 5545 rules, IANA time zones and the series they describe (the series'
+semantics: specs/api-contract.md, "Recurrence"). dateutil parses and expands a rule on the zone's
+wall clock; this module adds the policy (one RRULE line, hourly at most, RFC 5545's ranges) and
+the bounds: dateutil only stops at the year 9999 when periods keep coming up empty (seconds of
+CPU), so a rule runs on a calendar shifted by a multiple of 400 years (the Gregorian cycle), and
+COUNT and UNTIL are applied here, on the UTC instants."""
 
 from __future__ import annotations
 
@@ -47,16 +29,13 @@ SHORTHANDS: Final = {
     "yearly": "FREQ=YEARLY",
 }
 RULE_MAX_LENGTH: Final = 500
-# What the OpenAPI document says of a rule: one line of these characters (a superset of what
-# is accepted; what a rule means cannot be stated in JSON Schema).
+# The OpenAPI document's: a superset of what is accepted (JSON Schema cannot state a rule).
 RULE_PATTERN: Final = "^[A-Za-z0-9=;:,+-]+$"
 INTERVAL_MAX: Final = 1000
 COUNT_MAX: Final = 100_000
-# A series with no occurrence for this long after a due date has ended; a rule with none this
-# long after its start is refused.
+# A series with no occurrence for this long has ended (a rule without one is refused).
 HORIZON_YEARS: Final = 100
-# Occurrences read from the rule (from the series start) in one evaluation, at most: an hourly
-# series reaches it after about 11 years, a daily one after 270. Past it the series ends.
+# Occurrences read in one evaluation (hourly: about 11 years, daily: 270); past it the series ends.
 SCAN_LIMIT: Final = 100_000
 # Instants must stay within the years the API accepts (backend/models/task.py).
 INSTANT_MAX_YEAR: Final = 9998
@@ -96,8 +75,7 @@ class RuleError(ValueError):
 
 @dataclass(frozen=True)
 class Rule:
-    """A checked rule: `text` is what is stored and shown; `pattern` is what dateutil expands
-    (FREQ, INTERVAL, BY... and WKST); COUNT and UNTIL are applied by `Schedule`."""
+    """A checked rule: `text` is stored; dateutil expands `pattern`, `Schedule` applies the rest."""
 
     text: str
     pattern: str
@@ -217,8 +195,7 @@ def _isoparse(value: str) -> datetime:
         raise RuleError("UNTIL is not a valid date") from None
 
 
-# Time zones: the IANA names of the `tzdata` package (locked, so every machine has the same
-# list and the same rules), read from the package, not from the system's /usr/share/zoneinfo.
+# From the locked `tzdata` package, not the system's: every machine has the same zones and rules.
 TIME_ZONES: Final = tuple(
     sorted(resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split())
 )
@@ -242,15 +219,13 @@ def time_zone(name: str) -> ZoneInfo:
         return ZoneInfo.from_file(data, key=name)
 
 
-# A task due on a day (migration 0095) is stored at that day's start on its zone's clock.
-# These read and write that instant; the database's `task_due_end` and `task_due_anchor` are
-# the same rules in SQL.
+# A task due on a day is stored at that day's start on its zone's clock (the same rules in SQL:
+# `task_due_end`, `task_due_anchor`).
 DAY_ANCHOR: Final = time(9)  # what `minutes_before_due` counts back from on a day
 
 
 def day_start(day: date, zone_name: str) -> datetime:
-    """The instant (UTC) `day` starts in the zone: its midnight, or where the zone skips
-    midnight (a daylight-saving change at 00:00), its first instant."""
+    """The instant (UTC) `day` starts in the zone (its first, where a zone skips midnight)."""
     return datetime.combine(day, time(0), time_zone(zone_name)).astimezone(UTC)
 
 
@@ -282,13 +257,11 @@ class Schedule:
         return found[0] if found else None
 
     def after(self, instant: datetime, limit: int) -> list[datetime]:
-        """Up to `limit` due dates of the series after `instant`, in order, within
-        `HORIZON_YEARS` of it."""
+        """Up to `limit` due dates of the series after `instant`, within `HORIZON_YEARS`."""
         return list(islice(self._series(instant, _years_later(instant, HORIZON_YEARS)), limit))
 
     def _series(self, after: datetime, end: datetime) -> Iterator[datetime]:
-        """The series' due dates in UTC after `after`, in order, until `end` (or the series'
-        end, if sooner)."""
+        """The series' due dates in UTC after `after`, in order, until `end` or its own end."""
         rule, zone = self.rule, self.zone
         if self.start > after:
             yield self.start
@@ -331,10 +304,8 @@ def _local(instant: datetime, zone: ZoneInfo) -> datetime:
 
 
 def _wall_clock(pattern: str, start: datetime, end_year: int) -> Iterator[datetime]:
-    """The rule's occurrences from `start`, naive local times, through `end_year` at least.
-
-    Evaluated `shift` years later, a multiple of 400 (the calendar repeats exactly), chosen so
-    that dateutil's stop at the year 9999 comes less than 400 years after `end_year`."""
+    """The rule's occurrences from `start`, naive local times, through `end_year` at least:
+    evaluated 400*n years later, so dateutil's stop at 9999 comes soon after `end_year`."""
     shift = _CYCLE_YEARS * max(0, (MAXYEAR - 1 - end_year) // _CYCLE_YEARS)
     expanded = rrulestr(pattern, dtstart=start.replace(year=start.year + shift))
     occurrences = iter(expanded)
@@ -353,8 +324,7 @@ def _years_later(instant: datetime, years: int) -> datetime:
 
 
 def shift_reminder(at: datetime, old_due: datetime, new_due: datetime) -> datetime | None:
-    """An `at` reminder moved with its task from `old_due` to `new_due` (the same distance
-    before or after the due date); None if that leaves the years an instant may have."""
+    """An `at` reminder moved with its task's due date; None if that leaves the instants' years."""
     try:
         moved = at + (new_due - old_due)
     except OverflowError:
@@ -363,10 +333,8 @@ def shift_reminder(at: datetime, old_due: datetime, new_due: datetime) -> dateti
 
 
 def calendar_rule(recurrence: str, zone_name: str, series_start: datetime) -> str:
-    """The series' rule as an iCalendar RRULE whose DTSTART is one of its later occurrences
-    (a calendar feed's open occurrence): COUNT (counted from the series' start) and
-    UNTIL become one UTC UNTIL, the series' last instant (RFC 5545 3.3.10: a DTSTART with a
-    TZID takes a UTC UNTIL)."""
+    """The rule for a DTSTART at a later occurrence (a feed's): COUNT and UNTIL become one UTC
+    UNTIL, the series' last instant (RFC 5545 3.3.10: a DTSTART with a TZID takes a UTC UNTIL)."""
     rule = parse_rule(recurrence)
     ends: list[datetime] = []
     if isinstance(rule.until, datetime):

@@ -1,22 +1,8 @@
-"""The HTTP/1.1 protocol `serve` runs: uvicorn's httptools protocol plus the bounds it lacks.
-
-uvicorn's httptools parser has no limit on a request's size before its body, and no timer
-covers receiving a request (the keep-alive timer is cancelled by the first byte). This
-subclass adds, per connection:
-
-- **A bound on the head** (request line and headers, `HTTP_MAX_HEADER_BYTES`): the parser is
-  never fed more; a head not complete within it is answered 431 and the connection closed.
-- **A deadline to receive a request** (`HTTP_REQUEST_TIMEOUT_SECONDS`), from the connection's
-  opening or the request's first byte to its last: an unfinished head is answered 408 and
-  closed; an unfinished body has its connection closed (the app sees a disconnect). An
-  upload's route gives its body a longer deadline (`LongResponse.receive_within`).
-- **A bound on connections** (`HTTP_MAX_CONNECTIONS` per worker): a request on a connection
-  opened beyond it is marked, and the app's request gate answers it 503 with the envelope,
-  except `GET /health`. (uvicorn's `limit_concurrency` answers plain text, refuses /health
-  too, and refuses connections already served once new ones pile up.)
-
-h11 bounds the head too, but answers 400, has no receive deadline and parses in Python.
-"""
+"""The HTTP/1.1 protocol `serve` runs: uvicorn's httptools protocol plus the bounds it lacks
+(specs/reliability.md): the head's size (431), a deadline to receive a request (408, or closed
+mid-body) and connections per worker (marked for the app's gate: 503 with the envelope, which
+uvicorn's `limit_concurrency` does not give). h11 bounds the head too, but answers 400, has no
+receive deadline and parses in Python."""
 
 from __future__ import annotations
 
@@ -28,19 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-# The app's package alone (no module of it): the marker its request gate reads.
 from backend.api import CONNECTION, OVER_CONNECTION_LIMIT
 
-# Nothing heavier at import: each spawned worker imports this module (unpickling
-# `protocol_factory`'s partial) before answering its supervisor's 5 s health check.
+# Nothing heavier at import: each spawned worker imports this before its 5 s health check.
 if TYPE_CHECKING:
-    from uvicorn.config import Config
-    from uvicorn.server import ServerState
-
     from backend.config import Settings
 
-# Raw answers never reach the app's header middleware: the same protective headers as an
-# API error (backend/api/middleware.py).
+# Raw answers never reach the app's header middleware: an API error's protective headers.
 _PROTECTIVE = (
     b"x-content-type-options: nosniff\r\nx-frame-options: DENY\r\ncache-control: no-store\r\n"
     b"content-security-policy: default-src 'none'; frame-ancestors 'none'\r\n"
@@ -64,14 +44,12 @@ class HttpLimits:
 
 
 def protocol_factory(limits: HttpLimits) -> Any:
-    """What `serve` passes as uvicorn's `http`: called per connection like a protocol class.
-    A partial of a module-level class, so it pickles into uvicorn's spawned workers."""
+    """uvicorn's `http`, per connection: a partial of a module-level class pickles into workers."""
     return functools.partial(BoundedHttpToolsProtocol, limits=limits)
 
 
 def raw_error(status: int, code: str, message: str) -> bytes:
-    """A complete HTTP/1.1 error response with the API's envelope, for answers given before
-    there is a request to hand to the app; it always closes the connection."""
+    """An HTTP/1.1 error response with the envelope, closing, for before the app has a request."""
     from backend.api.errors import error_response  # imported by the app long before
 
     response = error_response(status, code, message, headers={"Connection": "close"})
@@ -80,8 +58,7 @@ def raw_error(status: int, code: str, message: str) -> bytes:
 
 
 class LongResponse:
-    """What a long request or response may ask of its connection (`CONNECTION`, backend/api):
-    `closing`, `abort()`, and `receive_within(seconds)` (an upload's longer deadline)."""
+    """What a long request or response may ask of its connection (`CONNECTION`, backend/api)."""
 
     __slots__ = ("_protocol", "_transport", "closing")
 
@@ -94,25 +71,15 @@ class LongResponse:
         self._transport.abort()
 
     def receive_within(self, seconds: float) -> None:
-        """The request's body may take `seconds` from now instead of what is left of
-        HTTP_REQUEST_TIMEOUT_SECONDS (an upload: ATTACHMENTS_UPLOAD_SECONDS)."""
+        """The body may take `seconds` from now (an upload: ATTACHMENTS_UPLOAD_SECONDS)."""
         self._protocol.receive_within(seconds)
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-        *,
-        limits: HttpLimits,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
+    def __init__(self, *args: Any, limits: HttpLimits, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.limits = limits
-        # True from the connection's opening, and after each complete request, until the
-        # next head is complete: the bytes fed meanwhile are counted against the limit.
+        # Until the next head is complete: the bytes fed meanwhile count against the limit.
         self._awaiting_head = True
         self._head_bytes = 0
         self._deadline: asyncio.TimerHandle | None = None
@@ -138,8 +105,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
             super().data_received(data)
             return
-        # Feed at most the limit: if the head is not complete within it, it is too large,
-        # and the rest is never buffered.
+        # Feed at most the limit: a head not complete within it is too large (the rest unread).
         self._head_bytes += budget
         super().data_received(data[:budget])
         if self.transport.is_closing():
@@ -204,14 +170,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 408, "REQUEST_TIMEOUT", "The request was not received in time; send it again"
             )
         else:
-            # The app is running (with part of the body, or an earlier pipelined request):
-            # no answer may be written over its own; it sees a disconnect.
+            # The app is running: no answer over its own; it sees a disconnect.
             self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
-        # What the parser refuses before the app sees a request (a negative, non-numeric or
-        # repeated Content-Length, a malformed request line): the API's envelope, not
-        # uvicorn's plain text (tests/attachments/test_reach.py sends them raw).
+        # What the parser refuses (a bad Content-Length or request line): the envelope, not text.
         self._refuse(400, "BAD_REQUEST", msg)
 
     def _refuse(self, status: int, code: str, message: str) -> None:

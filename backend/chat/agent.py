@@ -1,11 +1,6 @@
-"""The agent: its instructions, the history it gets, one run, and what a provider's failure
-means to the client (specs/chat.md, "Failure modes").
-
-The history is the conversation's newest messages before this one, within the budget of
-CHAT_HISTORY_MESSAGES messages and CHAT_HISTORY_CHARS characters (texts, tool arguments and
-results), the oldest dropped first; an assistant message brings its tool calls and their
-results along, as the model made them.
-"""
+"""The agent: its instructions, the history it gets (the newest messages within
+CHAT_HISTORY_MESSAGES and CHAT_HISTORY_CHARS, tool calls with their assistant message), one run,
+and what a provider's failure means to the client (specs/chat.md, "Failure modes")."""
 
 from __future__ import annotations
 
@@ -131,9 +126,8 @@ def _items(message: Any) -> list[TResponseInputItem]:
 
 
 def call_items(calls: Sequence[dict[str, Any]], prefix: str) -> list[TResponseInputItem]:
-    """Tool calls as the model made them, each with its result (ids of our own making), as a
-    stored call is read: never a credential (`withheld_call`: one stored before the chat
-    withheld them too)."""
+    """Tool calls as the model made them, each with its result, as a stored call is read (never
+    a credential: `withheld_call`)."""
     items: list[TResponseInputItem] = []
     for index, stored in enumerate(calls):
         call = withheld_call(stored)
@@ -163,28 +157,27 @@ async def run_agent(
         instructions=INSTRUCTIONS,
         tools=list(tools),
         model=_Bounded(model, ledger, frozenset(tool.name for tool in tools)),
-        # include_usage: a streamed answer reports its tokens only when asked to.
+        # A streamed answer reports its tokens only when asked to.
         model_settings=ModelSettings(temperature=settings.chat_temperature, include_usage=True),
     )
     usage = _Usage()
     config = RunConfig(tracing_disabled=True, trace_include_sensitive_data=False)
     try:
         async with asyncio.timeout(settings.chat_timeout_seconds):
+            options: Any = {
+                "max_turns": settings.chat_max_turns,
+                "hooks": usage,
+                "run_config": config,
+            }
             if emit is None:
-                result: Any = await Runner.run(
-                    agent, items, max_turns=settings.chat_max_turns, hooks=usage, run_config=config
-                )
+                result: Any = await Runner.run(agent, items, **options)
             else:
-                result = Runner.run_streamed(
-                    agent, items, max_turns=settings.chat_max_turns, hooks=usage, run_config=config
-                )
+                result = Runner.run_streamed(agent, items, **options)
                 async for event in result.stream_events():
                     data: Any = getattr(event, "data", None)
                     if getattr(data, "type", None) == "response.output_text.delta":
                         emit("delta", {"text": clean_text(data.delta, ANSWER_MAX_CHARS)})
-                if not result.new_items:
-                    # A streamed body that is not the protocol (not server-sent JSON chunks)
-                    # reads as an answer with nothing in it: a provider fault, as unstreamed.
+                if not result.new_items:  # a body that is not the protocol reads as empty
                     raise ModelBehaviorError("The chat model's streamed answer was empty")
     except Exception as exc:
         raise TurnFailed(client_error(exc), usage.input_tokens, usage.output_tokens) from exc
@@ -193,11 +186,10 @@ async def run_agent(
 
 
 class _Bounded(Model):
-    """The model, with arguments a tool cannot take set aside before the SDK (which walks them
-    recursively: deep nesting or a lone surrogate would end the run) sees them. Text that is
-    no JSON object ends the turn here (502); an object the tool cannot use goes on as `{}`,
-    its tool answering the text (`Ledger.set_aside`) with a validation error. An unknown
-    tool's name is the model's text: neither recorded nor echoed."""
+    """The model, with arguments a tool cannot take set aside before the SDK sees them (it walks
+    them recursively: deep nesting would end the run). Text that is no JSON object ends the turn
+    (502); an object the tool cannot use goes on as `{}`, its tool answering the text
+    (`Ledger.set_aside`) with a validation error."""
 
     def __init__(self, model: Model, ledger: Ledger, tools: frozenset[str]) -> None:
         self._model = model
@@ -231,7 +223,7 @@ class _Bounded(Model):
                 item.arguments = "{}"
                 continue
             arguments = read_arguments(item.arguments)
-            if item.name not in self._tools:
+            if item.name not in self._tools:  # the model's text: neither recorded nor echoed
                 if not isinstance(arguments, dict):
                     item.arguments = "{}"
                 continue
@@ -257,9 +249,7 @@ def client_error(exc: BaseException) -> AppError:
         return ChatProviderUnavailable(extra_headers={"Retry-After": _retry_after(cause.response)})
     if isinstance(cause, openai.APIConnectionError | openai.InternalServerError):
         return ChatProviderUnavailable()
-    if isinstance(cause, openai.APIStatusError):
-        # The provider refused the request itself (a wrong key or model name): a retry
-        # would be refused too.
+    if isinstance(cause, openai.APIStatusError):  # a wrong key or model: a retry fails too
         return ChatProviderError(
             f"The chat model's provider refused the request (HTTP {cause.status_code})"
         )
@@ -280,7 +270,6 @@ def _root(exc: BaseException) -> BaseException:
     return seen
 
 
-# The longest Retry-After passed on from a provider: a client should not wait for an hour.
 _MAX_RETRY_AFTER = 300
 
 

@@ -1,12 +1,6 @@
-"""ChatKit's protocol on our chat turn (specs/chat.md, "ChatKit").
-
-`POST /api/chatkit` takes ChatKit's requests. Everything a client can get wrong is settled in a
-worker thread before a byte is sent (the body, the caller's thread and item, the turn's limit,
-configuration and stored message: `turn.begin`, as for `/api/chat`). The rest streams through
-the SDK's `ChatKitServer`, the turn (`turn.run`) a task of its own, so a client that goes away
-stops hearing the turn, not the turn. JSON requests are answered here, one unit of work each
-(a thread opens on its newest items, not the SDK's oldest 20).
-"""
+"""ChatKit's protocol on our chat turn (specs/chat.md, "ChatKit"). All a client can get wrong
+is settled in a worker thread before a byte is sent (`prepare`); a turn then streams through the
+SDK's server, run as a task of its own, so a client that goes away stops hearing it, not it."""
 
 from __future__ import annotations
 
@@ -19,47 +13,12 @@ from typing import Any
 
 import anyio.to_thread
 from agents.models.interface import Model
+from chatkit import types as kit
 from chatkit.actions import Action
 from chatkit.server import ChatKitServer
-from chatkit.types import (
-    AssistantMessageContent,
-    AssistantMessageContentPartAdded,
-    AssistantMessageContentPartTextDelta,
-    AssistantMessageItem,
-    AttachmentsCreateReq,
-    AttachmentsDeleteReq,
-    ChatKitReq,
-    ErrorEvent,
-    InputTranscribeReq,
-    ItemsFeedbackReq,
-    ItemsListReq,
-    NoticeEvent,
-    Page,
-    Thread,
-    ThreadItem,
-    ThreadItemAddedEvent,
-    ThreadItemDoneEvent,
-    ThreadItemReplacedEvent,
-    ThreadItemUpdatedEvent,
-    ThreadMetadata,
-    ThreadsAddClientToolOutputReq,
-    ThreadsAddStructuredInputReq,
-    ThreadsAddUserMessageReq,
-    ThreadsCreateReq,
-    ThreadsCustomActionReq,
-    ThreadsDeleteReq,
-    ThreadsGetByIdReq,
-    ThreadsListReq,
-    ThreadsRetryAfterItemReq,
-    ThreadsSyncCustomActionReq,
-    ThreadStreamEvent,
-    ThreadsUpdateReq,
-    UserMessageInput,
-    UserMessageItem,
-    WidgetItem,
-)
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from backend.chat import chatkit_widgets as widgets
 from backend.chat import turn
 from backend.chat.chatkit_store import (
     ATTACHMENTS_UNSUPPORTED,
@@ -71,19 +30,10 @@ from backend.chat.chatkit_store import (
     random_id,
     thread_of,
 )
-from backend.chat.chatkit_widgets import (
-    ACTIONS,
-    COMPLETE,
-    TaskLine,
-    shows,
-    task_widget,
-    tasks_of_call,
-)
-from backend.chat.chatkit_widgets import redraw as redraw_widget
 from backend.errors import InvalidRequest, NotFound, describe, error_message, validation_details
 from backend.mcp.caller import Caller
 from backend.mcp.server import run_tool
-from backend.mcp.tools import TOOLS
+from backend.mcp.tools import BY_NAME
 from backend.models.conversation import MessageText
 from backend.models.task import TASK_ID_MAX
 from backend.models.types import Title
@@ -92,18 +42,15 @@ from backend.services.chatkit import ITEM_NOT_FOUND, ChatKitService
 from backend.services.registry import UnitOfWork
 from backend.services.tasks import TaskService
 
-REQUEST = TypeAdapter[ChatKitReq](ChatKitReq)
+REQUEST = TypeAdapter[kit.ChatKitReq](kit.ChatKitReq)
 _MESSAGE = TypeAdapter[str](MessageText)
 _TITLE = TypeAdapter[str](Title)
-# A page of threads or items: ChatKit's default, and at most what a page of ours holds.
 PAGE_DEFAULT, PAGE_MAX = 20, 100
-# A title made from a thread's first message: what a history list shows in one line.
 TITLE_LENGTH = 60
 NOT_SUPPORTED = "{} is not supported by this server"
-# ChatKit's user messages carry no Idempotency-Key of their own: each gets one, so that
-# `threads.retry_after_item` is the chat turn's retry (replay an answer, re-run a failure).
+# ChatKit's messages carry no Idempotency-Key: each gets one, so a retry is the turn's retry.
 KEY_PREFIX = "chatkit-"
-_GET_TASK = next(tool for tool in TOOLS if tool.name == "get_task")
+_GET_TASK = BY_NAME["get_task"]
 
 
 def parse(body: bytes) -> Any:
@@ -121,8 +68,7 @@ def parse(body: bytes) -> Any:
     return request
 
 
-# What a ChatKit id of ours is made of (`thr_`, `msg_`, `ans_`, `wdg_` ... and hex digits):
-# anything else (a NUL, a lone surrogate, a page of text) names nothing and reaches no query.
+# A ChatKit id of ours (`thr_`... and hex): anything else names nothing and reaches no query.
 _ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
@@ -132,8 +78,7 @@ def _check_id(value: str | None, field: str) -> None:
 
 
 def answer_id(user_item_id: str) -> str:
-    """The ChatKit id of the answer to a user message (migration 0025's trigger sets the
-    stored row's the same way): known before the answer is stored, unique per answer."""
+    """The answer's ChatKit id, known before it is stored (migration 0025's trigger agrees)."""
     return "ans_" + user_item_id.removeprefix("msg_")
 
 
@@ -164,30 +109,31 @@ class Prepared:
 def prepare(
     door: UnitOfWork, caller: Caller, request: Any, key: str | None, model: Any
 ) -> Prepared:
-    """Everything before the answer, in a worker thread: validation, the owner checks, a
-    turn's start, an action's write. `door`: the route's counted unit of work (reads go
-    through an uncounted one); `model`: builds the chat model, called only for a turn."""
+    """Everything before the answer, in a worker thread. `door`: the route's counted unit of
+    work (reads go through an uncounted one); `model`: builds the chat model, for a turn."""
     context = ChatKitContext(caller=caller, headers=door.response_headers)
     match request:
-        case ThreadsCreateReq() | ThreadsAddUserMessageReq() | ThreadsRetryAfterItemReq():
+        case (
+            kit.ThreadsCreateReq() | kit.ThreadsAddUserMessageReq() | kit.ThreadsRetryAfterItemReq()
+        ):
             _begin(door, context, request, key, model)
-        case ThreadsCustomActionReq():
+        case kit.ThreadsCustomActionReq():
             _act(door, context, request)
-        case ThreadsGetByIdReq():
+        case kit.ThreadsGetByIdReq():
             with context.chatkit() as chatkit:
                 row = chatkit.thread(request.params.thread_id)
                 rows, more = chatkit.items(row.public_id, PAGE_DEFAULT, None, "desc")
             page = items_page(row.public_id, rows[::-1], more)
-            thread = Thread(**thread_of(row).model_dump(), items=_shown(page))
+            thread = kit.Thread(**thread_of(row).model_dump(), items=_shown(page))
             return Prepared(context, to_json(thread))
-        case ThreadsListReq():
+        case kit.ThreadsListReq():
             params = request.params
             with context.chatkit() as chatkit:
                 rows, more = chatkit.threads(_limit(params.limit), params.after, params.order)
-            threads = [Thread(**thread_of(row).model_dump(), items=Page()) for row in rows]
+            threads = [kit.Thread(**thread_of(row).model_dump(), items=kit.Page()) for row in rows]
             after = threads[-1].id if more else None
-            return Prepared(context, to_json(Page(data=threads, has_more=more, after=after)))
-        case ItemsListReq():
+            return Prepared(context, to_json(kit.Page(data=threads, has_more=more, after=after)))
+        case kit.ItemsListReq():
             listing = request.params
             with context.chatkit() as chatkit:
                 chatkit.thread(listing.thread_id)
@@ -195,18 +141,20 @@ def prepare(
                     listing.thread_id, _limit(listing.limit), listing.after, listing.order
                 )
             return Prepared(context, to_json(_shown(items_page(listing.thread_id, rows, more))))
-        case ThreadsUpdateReq():
+        case kit.ThreadsUpdateReq():
             title = _valid(_TITLE, request.params.title, "params.title")
             with door:
                 chatkit = door.service(ChatKitService)
                 row = chatkit.rename(request.params.thread_id, title)
-            return Prepared(context, to_json(Thread(**thread_of(row).model_dump(), items=Page())))
-        case ThreadsDeleteReq():
+            return Prepared(
+                context, to_json(kit.Thread(**thread_of(row).model_dump(), items=kit.Page()))
+            )
+        case kit.ThreadsDeleteReq():
             with door:
                 chatkit = door.service(ChatKitService)
                 chatkit.delete(request.params.thread_id)
             return Prepared(context, b"{}")
-        case ItemsFeedbackReq():
+        case kit.ItemsFeedbackReq():
             # Checked (the caller's thread and items), not kept: feedback goes nowhere yet.
             if not 1 <= len(request.params.item_ids) <= PAGE_MAX:
                 raise InvalidRequest.at("params.item_ids", f"1-{PAGE_MAX} item ids")
@@ -216,16 +164,16 @@ def prepare(
                     chatkit.item(request.params.thread_id, item_id)
             return Prepared(context, b"{}")
         case (
-            ThreadsAddClientToolOutputReq()
-            | ThreadsAddStructuredInputReq()
-            | ThreadsSyncCustomActionReq()
+            kit.ThreadsAddClientToolOutputReq()
+            | kit.ThreadsAddStructuredInputReq()
+            | kit.ThreadsSyncCustomActionReq()
         ):
             with context.chatkit() as chatkit:
                 chatkit.thread(request.params.thread_id)
             raise InvalidRequest.at("type", NOT_SUPPORTED.format(f"`{request.type}`"))
-        case AttachmentsCreateReq() | AttachmentsDeleteReq():
+        case kit.AttachmentsCreateReq() | kit.AttachmentsDeleteReq():
             raise InvalidRequest.at("type", ATTACHMENTS_UNSUPPORTED)
-        case InputTranscribeReq():
+        case kit.InputTranscribeReq():
             raise InvalidRequest.at("type", NOT_SUPPORTED.format("Dictation"))
     return Prepared(context)
 
@@ -245,7 +193,7 @@ def _valid(adapter: TypeAdapter[str], value: Any, field: str) -> str:
         raise InvalidRequest.at(field, error_message(exc.errors()[0])) from None
 
 
-def _shown(page: Page[ThreadItem]) -> Page[ThreadItem]:
+def _shown(page: kit.Page[kit.ThreadItem]) -> kit.Page[kit.ThreadItem]:
     """Hidden context stays on the server (as the SDK's server does)."""
     page.data = [item for item in page.data if item.type not in _HIDDEN]
     return page
@@ -265,9 +213,8 @@ def title_of(message: str) -> str | None:
         return None
 
 
-def message_of(user_input: UserMessageInput) -> str:
-    """A ChatKit message's text, under the chat message's rules (1-4000 characters after
-    trimming, the text rule): else 422, nothing stored."""
+def message_of(user_input: kit.UserMessageInput) -> str:
+    """A ChatKit message's text, under the chat message's rules: else 422, nothing stored."""
     if user_input.attachments:
         raise InvalidRequest.at("params.input.attachments", ATTACHMENTS_UNSUPPORTED)
     text = "".join(part.text for part in user_input.content)
@@ -277,15 +224,14 @@ def message_of(user_input: UserMessageInput) -> str:
 def _begin(
     door: UnitOfWork, context: ChatKitContext, request: Any, key: str | None, model: Any
 ) -> None:
-    """A turn's steps 1 and 2 (`turn.begin`: the chat limit, the stored user message), the
-    thread it is in, and the user message's ChatKit id."""
+    """A turn's steps 1 and 2 (`turn.begin`), its thread and its user message's ChatKit id."""
     conversation_id: int | None = None
-    if isinstance(request, ThreadsCreateReq):
+    if isinstance(request, kit.ThreadsCreateReq):
         message = message_of(request.params.input)
     else:
         with context.chatkit() as chatkit:
             thread = chatkit.thread(request.params.thread_id)
-            if isinstance(request, ThreadsAddUserMessageReq):
+            if isinstance(request, kit.ThreadsAddUserMessageReq):
                 asked = None
             else:
                 asked = chatkit.item(thread.public_id, request.params.item_id)
@@ -293,15 +239,13 @@ def _begin(
         if asked is None:
             message = message_of(request.params.input)
         else:
-            # A retry of a user message: the chat turn's retry of its key (a stored answer is
-            # replayed; a failed one runs again without repeating its committed tool calls).
+            # The chat turn's retry of its key: an answer replayed, or a failure run again.
             if asked.kind != "user" or asked.idempotency_key is None:
                 raise InvalidRequest.at("params.item_id", "Only a ChatKit user message is retried")
             message, key = asked.content, asked.idempotency_key
     key = key or KEY_PREFIX + secrets.token_hex(16)
     start = turn.begin(door, context.caller, turn.TurnRequest(conversation_id, message, key))
-    # A thread started here is named after its first words (ChatKit's history lists titles).
-    title = title_of(message) if isinstance(request, ThreadsCreateReq) else None
+    title = title_of(message) if isinstance(request, kit.ThreadsCreateReq) else None
     with context.chatkit() as chatkit:
         row = chatkit.started(start.conversation_id, start.message_id, title)
     context.thread = thread_of(row)
@@ -309,14 +253,14 @@ def _begin(
     context.turn = TurnPlan(model(), start, message)
 
 
-def _act(door: UnitOfWork, context: ChatKitContext, request: ThreadsCustomActionReq) -> None:
-    """A widget's button: the task's write, through the same service as REST, for the caller,
-    counted as a write (the door). A task since deleted answers as gone, not as an error."""
+def _act(door: UnitOfWork, context: ChatKitContext, request: kit.ThreadsCustomActionReq) -> None:
+    """A widget's button: the task's write, as REST's, counted (the door); a task since
+    deleted answers as gone, not as an error."""
     params = request.params
     action = params.action
     task_id = action.payload.get("task_id") if isinstance(action.payload, dict) else None
     if (
-        action.type not in ACTIONS
+        action.type not in widgets.ACTIONS
         or not isinstance(task_id, int)
         or isinstance(task_id, bool)
         or not 1 <= task_id <= TASK_ID_MAX
@@ -324,30 +268,28 @@ def _act(door: UnitOfWork, context: ChatKitContext, request: ThreadsCustomAction
         raise InvalidRequest.at("params.action", "Unknown action")
     if params.item_id is None:
         raise InvalidRequest.at("params.item_id", "An action names its widget")
-    # The task's space's change lock with the caller's, in the entry (a member's button on a
-    # task of an owner's list: holding its own while it waited for the owner's could deadlock).
+    # Both spaces' change locks in the entry: a member's own then the owner's could deadlock.
     door.names_task(task_id)
     with door:
         chatkit: ChatKitService = door.service(ChatKitService)
         tasks: TaskService = door.service(TaskService)
         row = chatkit.thread(params.thread_id)
         item = item_of(row.public_id, chatkit.item(row.public_id, params.item_id))
-        if not isinstance(item, WidgetItem) or not shows(item.widget, task_id):
+        if not isinstance(item, kit.WidgetItem) or not widgets.shows(item.widget, task_id):
             raise NotFound(ITEM_NOT_FOUND)
         try:
-            if action.type == COMPLETE:
-                line = TaskLine.of(tasks.set_completed(task_id, True))
+            if action.type == widgets.COMPLETE:
+                line = widgets.TaskLine.of(tasks.set_completed(task_id, True))
             else:
                 title = tasks.delete(task_id)
-                line = TaskLine(id=task_id, title=title, gone=True)
+                line = widgets.TaskLine(id=task_id, title=title, gone=True)
         except NotFound:
-            line = TaskLine(id=task_id, title="", gone=True)
+            line = widgets.TaskLine(id=task_id, title="", gone=True)
     context.thread, context.item, context.action = thread_of(row), item, line
 
 
 class TaskChatKitServer(ChatKitServer[ChatKitContext]):
-    """The SDK's server over `TaskStore`: `respond` is the chat turn, `action` redraws a
-    widget after `prepare` ran its write."""
+    """The SDK's server over `TaskStore`: `respond` is the turn, `action` redraws a widget."""
 
     def __init__(self, running: set[asyncio.Task[None]]) -> None:
         super().__init__(TaskStore())
@@ -356,10 +298,10 @@ class TaskChatKitServer(ChatKitServer[ChatKitContext]):
 
     async def respond(
         self,
-        thread: ThreadMetadata,
-        input_user_message: UserMessageItem | None,
+        thread: kit.ThreadMetadata,
+        input_user_message: kit.UserMessageItem | None,
         context: ChatKitContext,
-    ) -> AsyncIterator[ThreadStreamEvent]:
+    ) -> AsyncIterator[kit.ThreadStreamEvent]:
         plan: TurnPlan = context.turn
         if input_user_message is None:
             return
@@ -380,37 +322,36 @@ class TaskChatKitServer(ChatKitServer[ChatKitContext]):
         task = asyncio.create_task(work())
         self._running.add(task)
         task.add_done_callback(self._running.discard)
-        reply = AssistantMessageItem(
+        reply = kit.AssistantMessageItem(
             id=answer_id(input_user_message.id), thread_id=thread.id, created_at=now(), content=[]
         )
         started = False
         while True:
             event, data = await queue.get()
             if thread.title != context.thread_title and event != "error":
-                # The stored title (a new thread's, given by `prepare`), told to the client:
-                # the SDK sends `thread.updated` after this event (its store has it already).
+                # The stored title, told to the client: the SDK sends `thread.updated` next.
                 thread.title = context.thread_title
             if event == "delta":
                 if not started:
                     started = True
-                    yield ThreadItemAddedEvent(item=reply)
-                    yield ThreadItemUpdatedEvent(
+                    yield kit.ThreadItemAddedEvent(item=reply)
+                    yield kit.ThreadItemUpdatedEvent(
                         item_id=reply.id,
-                        update=AssistantMessageContentPartAdded(
-                            content_index=0, content=AssistantMessageContent(text="")
+                        update=kit.AssistantMessageContentPartAdded(
+                            content_index=0, content=kit.AssistantMessageContent(text="")
                         ),
                     )
-                yield ThreadItemUpdatedEvent(
+                yield kit.ThreadItemUpdatedEvent(
                     item_id=reply.id,
-                    update=AssistantMessageContentPartTextDelta(
+                    update=kit.AssistantMessageContentPartTextDelta(
                         content_index=0, delta=data["text"]
                     ),
                 )
             elif event == "tool_call_end":
                 widget = await widget_for(context.caller, data)
                 if widget is not None:
-                    yield ThreadItemDoneEvent(
-                        item=WidgetItem(
+                    yield kit.ThreadItemDoneEvent(
+                        item=kit.WidgetItem(
                             id=random_id("widget"),
                             thread_id=thread.id,
                             created_at=now(),
@@ -419,49 +360,52 @@ class TaskChatKitServer(ChatKitServer[ChatKitContext]):
                     )
             elif event == "done":
                 text = data.response
-                yield ThreadItemDoneEvent(
-                    item=reply.model_copy(update={"content": [AssistantMessageContent(text=text)]})
+                yield kit.ThreadItemDoneEvent(
+                    item=reply.model_copy(
+                        update={"content": [kit.AssistantMessageContent(text=text)]}
+                    )
                 )
                 return
             elif event == "error":
                 parts = describe(data)
                 context.outcome[OUTCOME_STATUS_KEY] = parts.status
-                yield ErrorEvent(
+                yield kit.ErrorEvent(
                     code="custom", message=f"{parts.message} ({parts.code})", allow_retry=True
                 )
                 return
 
     async def action(
         self,
-        thread: ThreadMetadata,
+        thread: kit.ThreadMetadata,
         action: Action[str, Any],
-        sender: WidgetItem | None,
+        sender: kit.WidgetItem | None,
         context: ChatKitContext,
-    ) -> AsyncIterator[ThreadStreamEvent]:
-        line: TaskLine = context.action
+    ) -> AsyncIterator[kit.ThreadStreamEvent]:
+        line: widgets.TaskLine = context.action
         if sender is None:  # `prepare` refuses an action without its widget
             return
-        widget = redraw_widget(sender.widget, line.id, line)
-        yield ThreadItemReplacedEvent(item=sender.model_copy(update={"widget": widget}))
+        widget = widgets.redraw(sender.widget, line.id, line)
+        yield kit.ThreadItemReplacedEvent(item=sender.model_copy(update={"widget": widget}))
         if line.gone:
-            yield NoticeEvent(level="info", message="That task no longer exists.")
+            yield kit.NoticeEvent(level="info", message="That task no longer exists.")
 
     async def handle_stream_cancelled(
-        self, thread: ThreadMetadata, pending_items: list[ThreadItem], context: ChatKitContext
+        self,
+        thread: kit.ThreadMetadata,
+        pending_items: list[kit.ThreadItem],
+        context: ChatKitContext,
     ) -> None:
-        """A client that goes away stops hearing the turn, not the turn: it runs on and
-        stores its answer (as on /api/chat), so there is nothing to keep or undo here."""
+        """The turn runs on and stores its answer: nothing to keep or undo here."""
 
 
 async def widget_for(caller: Caller, call: dict[str, Any]) -> Any:
-    """The task widget a tool call shows (None: it shows none). A change reports only the
-    task's id: the task is read for its row (`get_task`, the caller's, as the tool would)."""
-    found = tasks_of_call(call)
+    """The task widget a tool call shows (None: none); a changed task is read (`get_task`)."""
+    found = widgets.tasks_of_call(call)
     if found is None:
         return None
-    lines: list[TaskLine] = []
+    lines: list[widgets.TaskLine] = []
     for entry in found:
-        if isinstance(entry, TaskLine):
+        if isinstance(entry, widgets.TaskLine):
             lines.append(entry)
             continue
         try:
@@ -470,5 +414,5 @@ async def widget_for(caller: Caller, call: dict[str, Any]) -> Any:
             return None
         if not isinstance(result.structured_content, dict):
             return None
-        lines.append(TaskLine.of(result.structured_content))
-    return task_widget(lines)
+        lines.append(widgets.TaskLine.of(result.structured_content))
+    return widgets.task_widget(lines)

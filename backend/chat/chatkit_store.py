@@ -1,12 +1,7 @@
-"""ChatKit's `Store` over our tables (specs/chat.md, "ChatKit"): threads are conversations,
-user and assistant messages are `messages` rows (written by the chat turn, as for
-`/api/chat`: this store never writes one), other items are `chatkit_items` rows.
-
-Every method runs in a worker thread inside a `UnitOfWork` of the verified caller, so another
-user's thread is a missing one; the route checks the thread's owner before the SDK runs, so a
-missing thread is our 404 before anything streams. Ids are the rows' random `public_id`s, and
-what the SDK asks this store to generate is as random (`secrets`), never its 32-bit defaults.
-"""
+"""ChatKit's `Store` over our tables (specs/chat.md, "ChatKit"): threads are conversations, user
+and assistant messages `messages` rows (written by the turn only), other items `chatkit_items`.
+Each method runs in the caller's own `UnitOfWork`; ids are random `public_id`s (`secrets`),
+never the SDK's 32-bit defaults."""
 
 from __future__ import annotations
 
@@ -38,7 +33,6 @@ from backend.errors import InvalidRequest
 from backend.mcp.caller import Caller
 from backend.services.chatkit import ChatKitService
 from backend.services.rate_limits import HeaderSink
-from backend.services.registry import UnitOfWork
 
 T = TypeVar("T")
 _ITEM = TypeAdapter[ThreadItem](ThreadItem)
@@ -66,38 +60,22 @@ class ChatKitContext:
 
     caller: Caller
     headers: HeaderSink
-    # The caller's thread this request names, its owner checked (None: a new thread).
-    thread: ThreadMetadata | None = None
-    # The item a custom action names (a widget), its owner checked.
-    item: ThreadItem | None = None
-    # A turn: the user message the chat turn stored (its ChatKit id), and the turn.
-    user_item_id: str | None = None
+    thread: ThreadMetadata | None = None  # the one named, its owner checked (None: a new one)
+    item: ThreadItem | None = None  # the widget a custom action names, its owner checked
+    user_item_id: str | None = None  # a turn's stored user message (its ChatKit id)
     turn: Any = None
-    # A custom action's outcome: what the widget's row shows now.
-    action: Any = None
-    # The request's state: where a stream that fails leaves its error's status, for the
-    # access line and the metrics (the HTTP answer was 200 when it began).
+    action: Any = None  # a custom action's outcome: what the widget's row shows now
+    # Where a failing stream leaves its status for the access line (the answer began as 200).
     outcome: dict[str, Any] = field(default_factory=dict)
 
     @property
     def thread_title(self) -> str | None:
         return self.thread.title if self.thread is not None else None
 
-    def work(self, *, counts_write: bool = False) -> UnitOfWork:
-        caller = self.caller
-        return UnitOfWork(
-            caller.engine,
-            caller.settings,
-            claims=caller.claims,
-            counts_write=counts_write,
-            client_ip=caller.client_ip,
-            response_headers=self.headers,
-        )
-
     @contextmanager
     def chatkit(self, *, counts_write: bool = False) -> Iterator[ChatKitService]:
         """ChatKit's service, in a unit of work of the caller's own."""
-        with self.work(counts_write=counts_write) as work:
+        with self.caller.work(counts_write=counts_write, response_headers=self.headers) as work:
             yield work.service(ChatKitService)
 
 
@@ -154,7 +132,6 @@ class TaskStore(Store[ChatKitContext]):
     """The store `ChatKitServer` writes a turn's items to and reads threads from."""
 
     def generate_thread_id(self, context: ChatKitContext) -> str:
-        # A new thread is the conversation the turn already started (the route's `begin`).
         if context.thread is None:
             raise RuntimeError("a new thread's conversation is started by the route")
         return context.thread.id
@@ -176,9 +153,7 @@ class TaskStore(Store[ChatKitContext]):
     async def save_thread(self, thread: ThreadMetadata, context: ChatKitContext) -> None:
         known = context.thread
         if known is not None and known.id == thread.id and thread.title in (None, known.title):
-            # The conversation exists (the turn started it, with its title): the SDK saves its
-            # own new thread untitled, and then the stored title `respond` told the client.
-            return
+            return  # the SDK saving the turn's thread (untitled, or with its stored title)
         await _using(context, lambda chatkit: chatkit.rename(thread.id, thread.title))
         context.thread = thread.model_copy()
 
@@ -220,8 +195,7 @@ class TaskStore(Store[ChatKitContext]):
     async def delete_thread_item(
         self, thread_id: str, item_id: str, context: ChatKitContext
     ) -> None:
-        # A retry removes what followed the retried message: widgets and other items go; the
-        # messages stay (the retry of a turn replaces its answer, as on /api/chat).
+        # A retry's: items go, messages stay (the turn's retry replaces its answer).
         await _using(context, lambda chatkit: chatkit.delete_item(thread_id, item_id))
 
     async def save_attachment(self, attachment: Attachment, context: ChatKitContext) -> None:

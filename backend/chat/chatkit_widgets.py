@@ -1,10 +1,6 @@
 """The task widget ChatKit shows when the agent lists or changes tasks (specs/chat.md,
-"ChatKit"): a list with each task's title, due date and a Complete and a Delete button.
-
-A button's action (`threads.custom_action`, `task.complete` | `task.delete`) runs through the
-same `TaskService` as REST and the row is redrawn from the answer. Widgets are ChatKit's dynamic
-components (plain JSON: the SDK's named classes are deprecated), no I/O here.
-"""
+"ChatKit"): each task's title and due date, a Complete and a Delete button. Plain JSON dynamic
+components (the SDK's named classes are deprecated), no I/O here."""
 
 from __future__ import annotations
 
@@ -52,8 +48,7 @@ class TaskLine:
 
 
 def tasks_of_call(call: dict[str, Any]) -> list[TaskLine] | list[int] | None:
-    """What a tool call's widget shows: the listed tasks, the id of a task to read (a change
-    reports only its id and title), or None (no widget: a failed call, another tool)."""
+    """What a call's widget shows: the listed tasks, the id of a changed task to read, or None."""
     result = call.get("result")
     if call.get("outcome") != "ok" or not isinstance(result, dict):
         return None
@@ -142,8 +137,7 @@ def _button(label: str, action: str, task_id: int, color: str) -> dict[str, Any]
 
 
 def _due(line: TaskLine) -> str:
-    """`Due 2030-12-01`: a day as the day (a date, or `YYYY-MM-DD` as a tool shows it); an
-    instant (a datetime, or ISO 8601 text) as its date in UTC."""
+    """`Due 2030-12-01`: a day as the day, an instant as its date in UTC."""
     done = " · done" if line.completed else ""
     if line.due_date is None:
         return f"No due date{done}"

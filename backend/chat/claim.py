@@ -1,12 +1,7 @@
-"""An attempt's claim on its chat turn, kept alive by heartbeats (specs/chat.md, "Idempotency").
-
-A running attempt renews its claim every `CHAT_HEARTBEAT_SECONDS` (`ConversationService.beat`);
-a retry takes the turn over only once the last beat is older than the lease (`turn.lease`), so a
-live attempt keeps its turn and a dead one's key is free within seconds. When beats do not get
-through, the attempt starts a tool call only within two beats of its newest confirmed one
-(`Claim.check`); the call ends within a database wait, before that lease runs out, so a retry
-finds every call it committed. The answer is stored only over the attempt's own record.
-"""
+"""An attempt's claim on its chat turn, kept alive by heartbeats (specs/chat.md, "Idempotency"):
+a retry takes the turn over once the last beat is older than the lease (`turn.lease`); an attempt
+whose beats do not get through starts a call only within two beats of its newest confirmed one,
+so the call ends before the lease does and a retry finds every call it committed."""
 
 from __future__ import annotations
 
@@ -31,8 +26,7 @@ class Claim:
 
     def __init__(self, period: float, since: float) -> None:
         self.period = period
-        # When the newest beat the database confirmed was sent (first: the claim itself,
-        # stored just after `since`). The database's lease counts from a later instant.
+        # When the newest confirmed beat was sent (first: the claim, stored just after `since`).
         self.confirmed = since
         self.lost = False
 
@@ -41,9 +35,7 @@ class Claim:
 
     def check(self) -> None:
         """Raise `ClaimEnded` unless a tool call may start now (any thread)."""
-        if self.lost:
-            # A retry took the turn over (or it ended): what this attempt would do is its.
+        if self.lost:  # a retry took the turn over (or it ended)
             raise ClaimEnded(IdempotencyKeyInUse())
-        if time.monotonic() >= self.confirmed + USABLE_BEATS * self.period:
-            # The beats did not get through in time: the database is not answering.
+        if time.monotonic() >= self.confirmed + USABLE_BEATS * self.period:  # no beat got through
             raise ClaimEnded(ServiceUnavailable())

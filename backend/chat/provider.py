@@ -1,10 +1,6 @@
-"""The chat model: any provider that speaks the OpenAI Chat Completions protocol (OpenAI,
-Gemini's OpenAI-compatible URL, OpenRouter, DeepSeek, a local Ollama), from the CHAT_*
-settings.
-
-Nothing leaves the process but the model calls (the SDK's tracing is off), and the client makes
-no retries of its own: a turn's wait is bounded by CHAT_TIMEOUT_SECONDS; a retry is the client's.
-"""
+"""The chat model: any provider of the OpenAI Chat Completions protocol, from CHAT_* settings.
+Nothing leaves the process but the model calls (no tracing), and no retries: a turn's wait is
+bounded by CHAT_TIMEOUT_SECONDS; a retry is the client's."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""The chat stack loads on first use, not at import.
-
-The Agents SDK, ChatKit and `openai` take seconds to import and most processes never chat, so
-nothing imports them at import time (`tests/test_imports.py`). A server with chat configured
-loads them in a thread as it starts (`Preload`): `/health/ready` answers 503 until then, so a
-replica takes no traffic before its chat can answer.
-"""
+"""The chat stack (the Agents SDK, ChatKit, `openai`: seconds to import) loads on first use,
+never at import (`tests/test_imports.py`); a server with chat configured preloads it as it starts
+(`Preload`), /health/ready answering 503 until then."""
 
 from __future__ import annotations
 
@@ -19,8 +15,7 @@ MODULES = ("backend.chat.provider", "backend.chat.agent", "backend.chat.chatkit_
 
 
 def load() -> None:
-    """Import the chat stack (the import system makes a second call, or a concurrent
-    first use, wait for the first)."""
+    """Import the chat stack (a concurrent first use waits for the first: the import lock)."""
     for name in MODULES:
         importlib.import_module(name)
 

@@ -1,11 +1,6 @@
-"""The MCP tools, as the chat agent's tools.
-
-Each agent tool is an MCP `Tool` record as `tools/list` publishes it, called through
-`backend.mcp.server.run_tool` (validated, in a unit of work for the caller, whose identity is
-the request's verified token, never anything the model says). Every call goes into the turn's
-`Ledger`; a retry of a failed turn hands it the calls that committed, so the same call again
-gets its recorded result instead of running twice.
-"""
+"""The MCP tools as the chat agent's, run by `run_tool` for the request's verified caller
+(never anyone the model names). Every call goes into the turn's `Ledger`: a retry of a failed
+turn gets a committed call's recorded result instead of running it twice."""
 
 from __future__ import annotations
 
@@ -22,19 +17,16 @@ from backend.chat.claim import Claim, ClaimEnded
 from backend.errors import ChatProviderError, InvalidRequest, describe, envelope
 from backend.mcp.caller import Caller
 from backend.mcp.server import run_tool
-from backend.mcp.tools import TOOLS, Tool, withheld_call
+from backend.mcp.tools import BY_NAME, withheld_call
+from backend.mcp.tools.common import Tool
 from backend.models.conversation import ARGUMENTS_MAX_CHARS, STORED_DEPTH_MAX, storable, stored_call
 from backend.services.conversations import ConversationService
 from backend.services.registry import UnitOfWork
 
-# The tools the agent gets: the published contract's five, and the reads and the reopen that
-# let it answer questions and undo a completion. Lists are managed elsewhere (REST, MCP): a
-# chat that could delete a list would delete every task in it on a misunderstanding.
+# Not the list writes: a chat that could delete a list would delete its tasks on a misunderstanding.
 CHAT_TOOLS = (
     "add_task",
-    # A line the user typed as a task ("tomorrow 5pm #errands"): the server reads it, not
-    # the model, so chat adds what REST's quick add and every client would (specs/chat.md).
-    "quick_add_task",
+    "quick_add_task",  # read by the server, not the model: as every client's quick add
     "list_tasks",
     "complete_task",
     "delete_task",
@@ -44,7 +36,6 @@ CHAT_TOOLS = (
     "task_stats",
     "list_lists",
     "create_calendar_feed",
-    # Each file's download link is withheld (`download_url_withheld`): specs/chat.md.
     "list_attachments",
     "undo",
 )
@@ -63,9 +54,7 @@ class Ledger:
 
     earlier: list[dict[str, Any]] = field(default_factory=list)
     calls: list[dict[str, Any]] = field(default_factory=list)
-    # The user message the turn answers: where a call that writes records itself (None: no
-    # record, as in a test of the tools alone).
-    message_id: int | None = None
+    message_id: int | None = None  # where a write's call records itself (None: no record)
     # Arguments too deep for the SDK, by call id: what the model sent (`agent._Bounded`).
     set_aside: dict[str, str] = field(default_factory=dict)
     # The attempt's claim on its turn: a call runs only while it stands (None: no turn).
@@ -85,8 +74,7 @@ class Ledger:
 
 
 def agent_tools(caller: Caller, ledger: Ledger, emit: Emit | None) -> list[FunctionTool]:
-    by_name = {tool.name: tool for tool in TOOLS}
-    return [_agent_tool(by_name[name], caller, ledger, emit) for name in CHAT_TOOLS]
+    return [_agent_tool(BY_NAME[name], caller, ledger, emit) for name in CHAT_TOOLS]
 
 
 def _agent_tool(tool: Tool[Any], caller: Caller, ledger: Ledger, emit: Emit | None) -> FunctionTool:
@@ -99,9 +87,7 @@ def _agent_tool(tool: Tool[Any], caller: Caller, ledger: Ledger, emit: Emit | No
         arguments = read_arguments(raw)
         if arguments is None:
             ledger.malformed(tool.name, raw)
-        if isinstance(arguments, InvalidRequest):
-            # JSON the tool cannot use (too deep, too large, odd values): its answer is a
-            # validation error, as for any other invalid arguments; nothing runs.
+        if isinstance(arguments, InvalidRequest):  # a validation error: nothing runs
             refused = arguments
             call = _call(tool.name, raw, "error", refused.code, envelope(describe(refused)))
             if emit is not None:
@@ -141,8 +127,7 @@ async def _run(
             conversations.record_call(message_id, call)
 
     def claimed() -> CallToolResult:
-        # Checked in the worker thread, when the call really starts (a thread may be waited
-        # for): the claim stands, so the call ends before any retry may take the turn.
+        # Checked when the call really starts (a thread may be waited for).
         if claim is not None:
             claim.check()
         return run_tool(tool, caller, arguments, record)
@@ -158,23 +143,15 @@ async def _run(
 
 
 def _kept(tool: Tool[Any], result: CallToolResult) -> Any:
-    """A call's result as the turn keeps it, streams it and sends it to the model: never a
-    credential (`Tool.withheld`: a feed's URL is replaced by where to get it; issue 61)."""
+    """A call's result as the turn keeps, streams and sends it: never a credential."""
     content = result.structured_content
     return tool.withheld(content) if isinstance(content, dict) else content
 
 
 def _call(name: str, arguments: Any, outcome: str, code: str | None, result: Any) -> dict[str, Any]:
     """A call's record, as stored and sent (bounded: `stored_call`)."""
-    return stored_call(
-        {
-            "name": name,
-            "arguments": arguments,
-            "outcome": outcome,
-            "error_code": code,
-            "result": result,
-        }
-    )
+    call = {"name": name, "arguments": arguments, "outcome": outcome, "error_code": code}
+    return stored_call({**call, "result": result})
 
 
 TOO_COMPLEX = (
@@ -185,9 +162,8 @@ TOO_COMPLEX = (
 
 
 def read_arguments(raw: str) -> dict[str, Any] | InvalidRequest | None:
-    """The model's arguments for a call: an object the tool may validate, `InvalidRequest` for
-    a JSON object it cannot use (too deep, too large, odd values), or None for text that is no
-    JSON object (a provider fault: 502). Whatever the text, this answers."""
+    """The model's arguments: an object the tool may validate, `InvalidRequest` for an object it
+    cannot use (too deep, too large, odd values), or None for no JSON object (a 502)."""
     try:
         arguments = json.loads(raw or "{}")
     except RecursionError:
@@ -203,8 +179,7 @@ def read_arguments(raw: str) -> dict[str, Any] | InvalidRequest | None:
 
 
 def _closed_object(text: str) -> bool:
-    """Whether `text` starts an object and its brackets (outside strings) close exactly at
-    its end: the shape of a JSON object, checked without recursion."""
+    """Whether `text` has a JSON object's brackets (outside strings), checked without recursion."""
     text = text.strip()
     return text.startswith("{") and _brackets(text) == len(text) - 1
 

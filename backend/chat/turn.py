@@ -1,14 +1,7 @@
-"""One chat turn, as a request runs it (specs/chat.md, "A turn").
-
-1. The chat limit (per user, its own transaction).
-2. The door (`UnitOfWork`): the user's message stored, the history read, committed.
-3. The agent runs outside any transaction; each tool call is a unit of work of its own.
-4. The assistant's message (or the error, with the calls that committed) in a last one.
-
-A retry with the same Idempotency-Key replays a stored answer, or re-runs a failed turn with its
-committed calls given as done (`Ledger`). A running attempt renews its claim every
-`CHAT_HEARTBEAT_SECONDS` (`_keep`); after it died the turn is free within a lease.
-"""
+"""One chat turn (specs/chat.md, "A turn"): the chat limit; the door storing the message and
+reading the history; the agent, outside any transaction (each tool call its own unit of work);
+the answer or error stored. A retry of its key replays the answer or re-runs a failed turn with
+its committed calls given as done; a running attempt's claim lives by heartbeats (`_keep`)."""
 
 from __future__ import annotations
 
@@ -54,9 +47,8 @@ class TurnRequest:
 def begin(
     door: UnitOfWork, caller: Caller, request: TurnRequest, path_user: str | None = None
 ) -> TurnStart:
-    """Steps 1 and 2, in a worker thread (psycopg2 blocks). `path_user`: the user id of
-    `/api/{user_id}/chat`, which must be the caller's (else the answer a missing
-    conversation gets)."""
+    """The limit and the door, in a worker thread. `path_user`: `/api/{user_id}/chat`'s id,
+    which must be the caller's (else a missing conversation's answer)."""
     settings = caller.settings
     if not settings.chat_configured:
         raise ChatNotConfigured()
@@ -67,7 +59,7 @@ def begin(
     with gate:
         limits: RateLimiter = gate.service(RateLimiter)
         limits.chat(caller.claims.subject)
-    # Before the claim is stored: the attempt's lease counts from no earlier than this.
+    # Before the claim is stored: the lease counts from no earlier than this.
     since = time.monotonic()
     try:
         with door:
@@ -88,16 +80,15 @@ def begin(
 
 
 def lease(settings: Settings) -> timedelta:
-    """How long an attempt holds its turn after its last heartbeat: three beats and one
-    database wait (32 s by default). Its tool calls start within two beats of its newest
-    confirmed beat (`Claim.check`) and end within a database wait, so none runs once a retry
-    may take over; a dead attempt frees the turn when this runs out."""
+    """How long an attempt holds its turn after its last beat: three beats and a database wait.
+    Its calls start within two beats of its newest confirmed one (`Claim.check`) and end within
+    a database wait, so none runs once a retry may take over."""
     return timedelta(seconds=3 * settings.chat_heartbeat_seconds + _database_wait(settings))
 
 
 def unbeaten_lease(settings: Settings) -> timedelta:
-    """The lease of an attempt that never beats (older code during a rolling deploy): the
-    longest a turn may run, with a database wait for each of its last writes, and a margin."""
+    """The lease of an attempt that never beats (older code in a rolling deploy): the longest a
+    turn may run, a database wait for each of its last writes, and a margin."""
     return timedelta(seconds=settings.chat_timeout_seconds + 2 * _database_wait(settings) + 5)
 
 
@@ -117,24 +108,21 @@ def _merge(headers: Any, chat: dict[str, str]) -> None:
 async def run(
     model: Model, caller: Caller, start: TurnStart, message: str, emit: Emit | None = None
 ) -> ChatAnswer:
-    """Steps 3 and 4: the answer, or the AppError to send (after storing either)."""
+    """The agent and the stored answer: the answer, or the AppError to send."""
     if start.answered is not None:
         return answer_of(start.answered)
-    # The Agents SDK, on the first turn that runs (backend/chat/stack.py).
     from backend.chat.agent import TurnFailed, call_items, history_items, run_agent
     from backend.chat.tools import Ledger
     from backend.mcp.tools import withheld_call
 
     settings = caller.settings
-    # A failed attempt's calls as a stored call is read (no credential, one stored before the
-    # chat withheld them neither): what the ledger replays and this answer stores again.
+    # As a stored call is read (never a credential): what the ledger replays and stores again.
     start = replace(start, earlier_calls=[withheld_call(c) for c in start.earlier_calls])
     claim = Claim(settings.chat_heartbeat_seconds, start.since)
     ledger = Ledger(earlier=start.earlier_calls, message_id=start.message_id, claim=claim)
     items: list[TResponseInputItem] = [
         *history_items(start.history, settings),
         {"role": "user", "content": message},
-        # A failed first attempt's committed calls: done, with their results.
         *call_items(start.earlier_calls, f"retry{start.message_id}"),
     ]
     beating = asyncio.create_task(_keep(caller, start, claim))
@@ -172,8 +160,8 @@ async def run(
 
 
 async def _keep(caller: Caller, start: TurnStart, claim: Claim) -> None:
-    """Renew the claim every beat while the attempt runs, the first a beat after it began. A
-    confirmed beat moves the claim on, a refused one loses it, a failed one tells nothing."""
+    """Renew the claim every beat while the attempt runs: a confirmed beat moves it on, a
+    refused one loses it, a failed one tells nothing."""
     due = start.since + claim.period
     while not claim.lost:
         await asyncio.sleep(max(0.0, due - time.monotonic()))
@@ -193,30 +181,24 @@ async def _keep(caller: Caller, start: TurnStart, claim: Claim) -> None:
 def _beat(caller: Caller, start: TurnStart) -> tuple[float, bool]:
     """One beat (in a worker thread): when it was sent, and whether the claim still stands."""
     sent = time.monotonic()
-    work = UnitOfWork(
-        caller.engine, caller.settings, claims=caller.claims, client_ip=caller.client_ip
-    )
-    with work:
+    with caller.work() as work:
         conversations: ConversationService = work.service(ConversationService)
         return sent, conversations.beat(start.message_id, start.held)
 
 
-# Heartbeats of attempts that ended, until their last beat (in a worker thread) returns:
-# held, as a task nobody references may be collected before it ran.
+# Ended attempts' beats until their last returns (a task nobody references may be collected).
 _BEATING: set[asyncio.Task[None]] = set()
 
 
 def _stop(beating: asyncio.Task[None]) -> None:
-    """Stop the beats, without waiting for one in flight (it can only renew a record that is
-    still this attempt's, and the answer stored next ends that)."""
+    """Stop the beats, not waiting for one in flight (it renews only this attempt's record)."""
     beating.cancel()
     _BEATING.add(beating)
     beating.add_done_callback(_BEATING.discard)
 
 
 def _holds_until(settings: Settings, claim: Claim) -> float:
-    """Until when (monotonic) the attempt may still try to store its record: a try started
-    then ends, with a database wait, inside the lease of its newest confirmed beat."""
+    """Until when (monotonic) a try to store the record ends inside its newest beat's lease."""
     return claim.confirmed + lease(settings).total_seconds() - _database_wait(settings)
 
 
@@ -227,8 +209,7 @@ def _committed(start: TurnStart, ledger: Ledger) -> list[dict[str, Any]]:
 
 async def _store_or_report(caller: Caller, reply: Reply, holds_until: float) -> Any:
     """Store the answer; if that fails, the error names the conversation and the committed
-    calls (already stored with the message, for a retry), and the error record is stored once
-    the database answers again (`_store_later`), before the lease ends (`holds_until`)."""
+    calls, and the error record is stored once the database answers again, within the lease."""
     try:
         return await anyio.to_thread.run_sync(_store, caller, reply)
     except Exception as exc:
@@ -238,9 +219,7 @@ async def _store_or_report(caller: Caller, reply: Reply, holds_until: float) -> 
         error.status_code, error.code = parts.status, parts.code
         error.extra_headers = dict(parts.headers)
         failed = replace(reply, content="", tool_calls=committed, error_code=parts.code)
-        if parts.status != _UNAVAILABLE:
-            # Nothing to store later: a retry took the turn over (its record is its own), or
-            # the store can never succeed (a conversation deleted meanwhile).
+        if parts.status != _UNAVAILABLE:  # taken over by a retry, or never storable
             raise _reported(error, reply.conversation_id, committed) from exc
         task = asyncio.create_task(_store_later(caller, failed, holds_until))
         _STORING.add(task)
@@ -248,17 +227,13 @@ async def _store_or_report(caller: Caller, reply: Reply, holds_until: float) -> 
         raise _reported(error, reply.conversation_id, committed) from exc
 
 
-# Error records waiting for the database to answer again (held, as `_BEATING` is).
-_STORING: set[asyncio.Task[None]] = set()
-# A database that does not answer (a pool wait, a response timed out, a broken connection).
-_UNAVAILABLE = 503
-# How often a waiting error record is tried again (each try waits up to the response timeout).
+_STORING: set[asyncio.Task[None]] = set()  # error records waiting (held, as `_BEATING` is)
+_UNAVAILABLE = 503  # a database that does not answer
 _STORE_RETRY_SECONDS = 1.0
 
 
 async def _store_later(caller: Caller, reply: Reply, deadline: float) -> None:
-    """Store a turn's error record once the database answers, until its lease runs out (then
-    a retry may take the turn over, and the record is its to write)."""
+    """Store an error record once the database answers, until the lease runs out (a retry's)."""
     while True:
         await asyncio.sleep(_STORE_RETRY_SECONDS)
         if time.monotonic() >= deadline:
@@ -274,18 +249,11 @@ async def _store_later(caller: Caller, reply: Reply, deadline: float) -> None:
 
 def _unique(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A retried call's replayed record counts once."""
-    seen: list[dict[str, Any]] = []
-    for call in calls:
-        if call not in seen:
-            seen.append(call)
-    return seen
+    return [call for i, call in enumerate(calls) if call not in calls[:i]]
 
 
 def _store(caller: Caller, reply: Reply) -> Any:
-    work = UnitOfWork(
-        caller.engine, caller.settings, claims=caller.claims, client_ip=caller.client_ip
-    )
-    with work:
+    with caller.work() as work:
         conversations: ConversationService = work.service(ConversationService)
         return conversations.answer(reply)
 
@@ -315,7 +283,7 @@ def answer_of(row: Any) -> ChatAnswer:
 
 def message_view(row: Any) -> dict[str, Any]:
     """A stored message as `MessagePublic` reads it (its calls as `withheld_call` reads them)."""
-    # The tools (and the MCP SDK) load as the app starts (backend/mcp/mount.py), not on import.
+    # Not at import: the MCP SDK loads beside the app's start (backend/mcp/mount.py).
     from backend.mcp.tools import withheld_call
 
     assistant = row.role == "assistant"

@@ -1,16 +1,17 @@
-"""Who calls a tool (`Caller`): what a tool's unit of work needs, for any transport and for
-chat; apart from server.py so that chat, which names a caller, does not import the MCP SDK."""
+"""Who calls a tool, for any transport and chat; apart from server.py so chat needs no MCP SDK."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.errors import Unauthorized
+from backend.services.registry import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,11 @@ class Caller:
     claims: TokenClaims
     client_ip: str
     refused: Callable[[Unauthorized], None] | None = None
-    # Hears each call's outcome (the tool, and the status its error envelope carries, 200 for
-    # none), for a transport that logs and counts it (HTTP: the access log and metrics).
+    # Hears each call's tool and status (200: no error), for a transport that logs and counts.
     observed: Callable[[str, int], None] | None = None
+
+    def work(self, **options: Any) -> UnitOfWork:
+        """A unit of work of this caller's (`options`: `UnitOfWork`'s)."""
+        return UnitOfWork(
+            self.engine, self.settings, claims=self.claims, client_ip=self.client_ip, **options
+        )

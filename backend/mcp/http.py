@@ -1,19 +1,9 @@
-"""`/mcp`: the MCP server over Streamable HTTP, inside the API app (same port, same workers).
-
-The SDK's session manager runs stateless with JSON responses, so any worker of any replica can
-answer any request. In front of it, `McpEndpoint` admits only a verified caller:
-
-1. the bearer token is checked by `backend.auth.bearer.authenticate`, the REST routes' check:
-   401 + `WWW-Authenticate` otherwise;
-2. the account is resolved as a REST request's unit of work resolves it: a `tools/call` in
-   the tool's own unit of work, with its first statement (its refusal becomes the HTTP 401 in
-   place of the SDK's answer), any other request first, in one worker-thread hop;
-3. the verified claims ride in the request's scope state to the tool handlers.
-
-With an external issuer configured, the RFC 9728 protected-resource metadata names it and
-401s point at that document, so an MCP client can find where its user signs in (the built-in
-issuer is no OAuth authorization server: nothing is advertised).
-"""
+"""`/mcp`: the MCP server over Streamable HTTP, inside the API app, stateless with JSON responses
+(any worker of any replica answers). `McpEndpoint` admits only a verified caller: REST's bearer
+check (401 + `WWW-Authenticate`), then the account resolved as a REST request's (a `tools/call`
+in the tool's own unit of work, its refusal the HTTP 401; any other request first). With an
+external issuer, RFC 9728's protected-resource metadata names it (the built-in issuer is no
+OAuth authorization server: nothing is advertised)."""
 
 from __future__ import annotations
 
@@ -41,10 +31,8 @@ from backend.mcp.server import build_server
 from backend.observability.logging import TOOL_KEY, TOOL_STATUS_KEY
 from backend.services.registry import UnitOfWork
 
-# Where the verified claims wait for the tool handlers (the request's scope state).
-_CLAIMS = "mcp_claims"
-# Where a tool call's unit of work leaves its refusal of the caller's account (HTTP 401).
-_REFUSED = "mcp_account_refused"
+# In the request's scope state: the verified claims; a tool call's refusal of the account (401).
+_CLAIMS, _REFUSED = "mcp_claims", "mcp_account_refused"
 
 
 async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
@@ -71,8 +59,7 @@ async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
 
 
 def _is_tool_call(body: bytes) -> bool:
-    """Whether the body is one JSON-RPC `tools/call` request (the only method that touches
-    data; a batch or anything unreadable is resolved up front)."""
+    """Whether the body is one `tools/call` (the only method that touches data)."""
     try:
         message = json.loads(body)
     except ValueError:
@@ -96,14 +83,12 @@ class McpEndpoint:
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
-        """Run for the app's lifetime (its lifespan). A manager runs once, so each run
-        (each lifespan) gets a new one."""
+        """Run for the app's lifespan (a manager runs once: each lifespan gets a new one)."""
         manager = StreamableHTTPSessionManager(
             app=self._server,
             json_response=True,
             stateless=True,
-            # No DNS-rebinding check: it guards cookie- or network-trusting servers, and /mcp
-            # trusts only the bearer token (browsers are governed by CORS like every route).
+            # No DNS-rebinding check: it guards cookie- or network-trusting servers, not a token.
             security_settings=None,
         )
         async with manager.run():
@@ -122,16 +107,14 @@ class McpEndpoint:
             return
         state: dict[str, Any] = scope.setdefault("state", {})
         state["user_id"] = claims.subject  # for the access log, as REST routes do
-        if request.method != "POST":
-            # Stateless: no server-to-client stream (GET) and no session to end (DELETE).
+        if request.method != "POST":  # stateless: no stream (GET), no session to end (DELETE)
             refused = ErrorParts(
                 405, "METHOD_NOT_ALLOWED", "Method not allowed", headers={"Allow": "POST"}
             )
             await self._refuse(request, refused)(scope, receive, send)
             return
         body, receive = await _buffered(receive)
-        if _is_tool_call(body):
-            # Resolved by the tool's unit of work; its refusal replaces the SDK's answer.
+        if _is_tool_call(body):  # resolved by the tool's unit of work
             send = self._refusing(request, state, send)
         else:
             try:
@@ -147,8 +130,7 @@ class McpEndpoint:
         await manager.handle_request(scope, receive, send)
 
     def _refusing(self, request: Request, state: dict[str, Any], send: Send) -> Send:
-        """`send`, except that once a tool's unit of work refused the account (`_refused`),
-        the response is that 401 instead of the SDK's (a tool error)."""
+        """`send`, but the 401 instead of the SDK's answer once a tool refused the account."""
         replaced = False
 
         async def sending(message: Message) -> None:
@@ -163,8 +145,7 @@ class McpEndpoint:
         return sending
 
     def _resolve_account(self, claims: TokenClaims, client_ip: str) -> None:
-        """What a REST request's unit of work does on entry: 401 for a revoked token or a
-        deleted account, provisioning for a new external identity."""
+        """A REST request's entry: 401 for a revoked token or deleted account, or provisioning."""
         with UnitOfWork(self._app.state.engine, self._settings, claims=claims, client_ip=client_ip):
             pass
 
@@ -210,8 +191,7 @@ class McpEndpoint:
 
 
 def _bearer_token(request: Request) -> str | None:
-    """The token of `Authorization: Bearer <token>`, read as the REST routes read it (FastAPI's
-    OAuth2PasswordBearer): any other scheme counts as no token."""
+    """The bearer token as REST's OAuth2PasswordBearer reads it (another scheme: none)."""
     authorization = request.headers.get("authorization")
     scheme, token = get_authorization_scheme_param(authorization)
     if not authorization or scheme.lower() != "bearer":
@@ -220,7 +200,6 @@ def _bearer_token(request: Request) -> str | None:
 
 
 def _client_ip(request: Request) -> str:
-    # Behind a proxy, uvicorn's --forwarded-allow-ips makes this the real client address.
     return request.client.host if request.client else "unknown"
 
 
@@ -229,8 +208,7 @@ def _base_url(request: Request) -> str:
 
 
 def _observe(scope: Scope, tool: str, status: int) -> None:
-    """Tell the access log and the metrics (the edge middleware) which tool this request
-    called and how it ended: the HTTP answer of a tool error is a 200 all the same."""
+    """Tell the access log and metrics the tool called and its status (a tool error is a 200)."""
     state: dict[str, Any] = scope.setdefault("state", {})
     state[TOOL_KEY] = tool
     state[TOOL_STATUS_KEY] = max(status, state.get(TOOL_STATUS_KEY, 0))

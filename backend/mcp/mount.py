@@ -1,9 +1,5 @@
-"""`/mcp` on the app, with the MCP SDK (most of a second to import) loaded beside the start.
-
-`McpMount` imports the endpoint (backend/mcp/http.py, and the SDK with it) in a worker thread
-once the app's lifespan starts, then runs it for the app's lifetime. Until then a request to
-`/mcp` waits for it, and `/health/ready` answers 503 (`ready`), as with chat's stack.
-"""
+"""`/mcp` on the app, the MCP SDK (most of a second to import) loaded in a worker thread beside
+the start; until it runs a request to `/mcp` waits, and `/health/ready` answers 503."""
 
 from __future__ import annotations
 
@@ -27,15 +23,13 @@ from backend.errors import ServiceUnavailable, describe, error_body
 log = logging.getLogger(__name__)
 
 MCP_PATH = "/mcp"
-# RFC 9728 section 3.1: the well-known prefix inserted before the resource's path.
 METADATA_PATH = "/.well-known/oauth-protected-resource" + MCP_PATH
 # The endpoint's module: it imports the SDK (tests/test_imports.py: not at import).
 ENDPOINT_MODULE = "backend.mcp.http"
 
 
 def authorization_server(settings: Settings) -> str | None:
-    """The external issuer an MCP client should send its user to, when one is configured:
-    the issuer of the JWKS-signed tokens (Better Auth: its base URL)."""
+    """The JWKS tokens' issuer, where an MCP client sends its user to sign in, if configured."""
     issuer = settings.jwks_issuer
     if settings.jwt_jwks_url is None or issuer is None:
         return None
@@ -59,8 +53,7 @@ class McpMount:
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
-        """For the app's lifetime (its lifespan): load the endpoint and run it, beside the
-        rest of the start."""
+        """For the app's lifespan: load the endpoint and run it, beside the rest of the start."""
         self._settled = anyio.Event()
         self._loaded.clear()
         self.failed = None
@@ -124,8 +117,7 @@ def _unavailable() -> JSONResponse:
 
 
 class _NamedRoute(Route):
-    """A Starlette route that names itself in the scope, as FastAPI's routes do, so the access
-    log and the metrics label its requests `/mcp` (not "unmatched")."""
+    """A route naming itself in the scope, as FastAPI's do: logs and metrics label it `/mcp`."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child = super().matches(scope)
@@ -135,13 +127,11 @@ class _NamedRoute(Route):
 
 
 def install_mcp(app: FastAPI, settings: Settings) -> McpMount:
-    """Route `/mcp` (and its RFC 9728 metadata, when an external issuer is configured) on the
-    app; the caller runs `mount.run()` in the app's lifespan."""
+    """Route `/mcp` (and its RFC 9728 metadata); the caller runs `mount.run()` in the lifespan."""
     mount = McpMount(app, settings)
     # The SDK logs "Terminating session: None" at INFO for every stateless request.
     logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
-    # An ASGI endpoint for every method, outside the OpenAPI document. `/mcp/` reaches it
-    # too, with no redirect (the edge middleware's trailing-slash step).
+    # Every method, outside the OpenAPI document (`/mcp/` too: the edge's trailing-slash step).
     app.router.routes.append(_NamedRoute(MCP_PATH, mount, name="mcp"))
     if authorization_server(settings) is not None:
         app.add_api_route(

@@ -1,12 +1,7 @@
-"""The MCP server: the SDK's low-level `Server` with our tools, for any transport.
-
-A tool call is validated, then run in a worker thread inside the caller's `UnitOfWork`, as a
-REST route runs (the write limit, the account's check, commit or rollback). Every failure
-becomes a tool error whose text is the REST error envelope (`backend.errors.envelope`).
-
-Who the caller is comes from the transport (`Identify`): the verified bearer token on HTTP,
-the user named on the command line over stdio. A tool's `user_id` argument never changes it.
-"""
+"""The MCP server: the SDK's low-level `Server` with our tools, for any transport. A call runs in
+a worker thread inside the caller's `UnitOfWork`, as a REST route runs; every failure is a tool
+error whose text is the REST error envelope. The caller is the transport's (`Identify`), never a
+tool's `user_id` argument."""
 
 from __future__ import annotations
 
@@ -25,7 +20,8 @@ from pydantic import ValidationError
 
 from backend.errors import NotFound, Unauthorized, describe, envelope
 from backend.mcp.caller import Caller
-from backend.mcp.tools import TOOLS, Tool
+from backend.mcp.tools import BY_NAME, TOOLS
+from backend.mcp.tools.common import Tool
 from backend.services.registry import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -52,7 +48,6 @@ def _version() -> str:
 
 
 def build_server(identify: Identify) -> Server[Any]:
-    tools = {tool.name: tool for tool in TOOLS}
     listing = mcp_types.ListToolsResult(tools=[tool.definition() for tool in TOOLS])
 
     async def list_tools(
@@ -63,7 +58,7 @@ def build_server(identify: Identify) -> Server[Any]:
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: mcp_types.CallToolRequestParams
     ) -> mcp_types.CallToolResult:
-        tool = tools.get(params.name)
+        tool = BY_NAME.get(params.name)
         if tool is None:
             raise MCPError(code=mcp_types.INVALID_PARAMS, message=f"Unknown tool: {params.name}")
         try:
@@ -97,20 +92,12 @@ def run_tool(
     arguments: dict[str, Any],
     record: Callable[[UnitOfWork, mcp_types.CallToolResult], None] | None = None,
 ) -> mcp_types.CallToolResult:
-    """Validate and run one call in the caller's unit of work (in a worker thread).
-    `record` (a chat turn's): called with the unit of work and the result of a call that
-    writes, before its transaction commits, to keep a record that commits with the write."""
-    # A write by a task's id takes its space's change lock with the caller's (migration 0041);
-    # an id the arguments' validation will refuse locks only the caller's space.
+    """Validate and run one call in the caller's unit of work (in a worker thread). `record` (a
+    chat turn's): called with a write's result before its commit, to commit a record with it."""
+    # A task's space's change lock with the caller's (an id validation will refuse: none).
     named = arguments.get("task_id")
-    work = UnitOfWork(
-        caller.engine,
-        caller.settings,
-        claims=caller.claims,
-        counts_write=tool.writes,
-        client_ip=caller.client_ip,
-        task_id=named if type(named) is int and 0 < named < 2**63 else None,
-    )
+    task_id = named if type(named) is int and 0 < named < 2**63 else None
+    work = caller.work(counts_write=tool.writes, task_id=task_id)
     try:
         parsed = tool.arguments.model_validate(arguments)
     except ValidationError:
@@ -119,7 +106,7 @@ def run_tool(
         raise
     with work:
         if parsed.user_id is not None and parsed.user_id != work.caller_id:
-            # Someone else's id: the answer a task (list) of theirs would get; nothing is done.
+            # Someone else's id: answered as a missing row of theirs, nothing done.
             raise NotFound(tool.not_found)
         recorded = record is not None and tool.writes
         if recorded:
@@ -131,8 +118,7 @@ def run_tool(
 
 
 def tool_error(exc: Exception) -> tuple[mcp_types.CallToolResult, int]:
-    """The tool error for `exc` (an unexpected one is logged with its traceback by
-    `describe`), and the status its envelope carries."""
+    """The tool error for `exc` (`describe` logs an unexpected one) and its envelope's status."""
     parts = describe(exc)
     result = mcp_types.CallToolResult(
         content=[mcp_types.TextContent(type="text", text=json.dumps(envelope(parts)))],

@@ -1,9 +1,6 @@
-"""The MCP server over stdio, for one user: `python -m backend mcp` (desktop agents).
-
-The user is named once, on the command line: by a bearer token (verified before serving and
-on every call, so a revoked token stops working mid-session) or, for whoever holds the
-database credentials anyway, by a user id (created on first use, like `token`'s).
-"""
+"""The MCP server over stdio, for one user: `python -m backend mcp` (desktop agents), named by a
+bearer token (verified on every call: a revoked one stops mid-session) or, for whoever holds the
+database credentials anyway, by a user id."""
 
 from __future__ import annotations
 
@@ -52,8 +49,7 @@ def user_claims(user_id: str) -> TokenClaims:
 
 
 def check_account(engine: Engine, settings: Settings, claims: TokenClaims) -> str:
-    """The caller's user id, as a request's unit of work resolves it (raises Unauthorized for
-    a revoked token or a deleted account; provisions a new one)."""
+    """The caller's user id, as a request's unit of work resolves it (or Unauthorized)."""
     with UnitOfWork(engine, settings, claims=claims, client_ip=CLIENT) as work:
         return work.caller_id
 
@@ -76,8 +72,7 @@ async def serve(server: Server[Any]) -> None:
 
 @contextmanager
 def stdout_to_stderr() -> Iterator[None]:
-    """Send everything written to stdout (fd 1, child processes included: the embedded
-    PostgreSQL is started meanwhile) to stderr: stdout belongs to the protocol."""
+    """fd 1 (child processes' too: the embedded PostgreSQL) to stderr: stdout is the protocol's."""
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)

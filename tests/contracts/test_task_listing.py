@@ -19,7 +19,7 @@ from backend.contracts.task_listing import (
     SEARCH_MAX_LENGTH,
     QueryString,
 )
-from backend.mcp.tools import ListTasksArguments
+from backend.mcp.tools.tasks import ListTasksArguments
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
 
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from backend.mcp.tools import TOOLS, Tool
+from backend.mcp.tools import TOOLS
+from backend.mcp.tools.common import Tool
 from backend.models.references import MEMBERS, USERS, NotAReference, Reference, Subject
 from backend.models.task_children import CHILDREN
 from tests.conftest import Account, count_rows

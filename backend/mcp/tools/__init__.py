@@ -1,14 +1,6 @@
-"""The MCP tools: names, arguments, results and annotations, and the service call each makes.
-
-Each resource declares its own tools in a module of this package, on the shared record and
-argument bases of `common`; `TOOLS` is them in the order `tools/list` shows them
-(specs/mcp-tools.json). The contract's five tools and the rule that both transports validate
-alike: `tasks`' docstring.
-
-`user_id` is accepted because agents written for the contract send it. It never selects whose
-tasks are touched: `backend.mcp.server` refuses a `user_id` other than the caller's with the
-answer a missing task gets.
-"""
+"""The MCP tools, each resource's in its module; `TOOLS` in `tools/list`'s order
+(specs/mcp-tools.json). `user_id` is accepted because agents written for the contract send it;
+it never selects whose tasks are touched (`backend.mcp.server`)."""
 
 from __future__ import annotations
 
@@ -26,9 +18,6 @@ from backend.mcp.tools import (
     trash,
 )
 from backend.mcp.tools.common import Tool
-from backend.mcp.tools.tasks import ListTasksArguments
-
-__all__ = ["TOOLS", "ListTasksArguments", "Tool", "tools_document", "withheld_call"]
 
 TOOLS: tuple[Tool[Any], ...] = (
     tasks.ADD_TASK,
@@ -44,13 +33,13 @@ TOOLS: tuple[Tool[Any], ...] = (
     tasks.TASK_STATS,
 )
 
-_BY_NAME = {tool.name: tool for tool in TOOLS}
+BY_NAME = {tool.name: tool for tool in TOOLS}
 
 
 def withheld_call(call: dict[str, Any]) -> dict[str, Any]:
-    """A chat's tool call (as `ToolCallPublic` fields) as it is read, wherever a stored call is
-    read: its result `Tool.withheld` (a call stored before chats withheld credentials too)."""
-    tool = _BY_NAME.get(call.get("name"))  # type: ignore[arg-type]
+    """A stored chat tool call as read: its result `Tool.withheld` (one stored before chats
+    withheld credentials too)."""
+    tool = BY_NAME.get(call.get("name"))  # type: ignore[arg-type]
     result = call.get("result")
     if tool is None or call.get("outcome") != "ok" or not isinstance(result, dict):
         return call

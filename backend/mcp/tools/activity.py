@@ -13,7 +13,7 @@ from backend.models.references import Action, Reference
 from backend.services.registry import UnitOfWork
 from backend.services.undo import UndoService
 
-TaskUndone = change("TaskUndone", "undone")
+TaskUndone = change("TaskUndone", "undone", TaskChange)
 
 
 class UndoArguments(Arguments):

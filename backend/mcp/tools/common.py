@@ -1,5 +1,4 @@
-"""What every tool shares: the `Tool` record, the arguments every tool takes (`Arguments`,
-`OneTask`), the task id, a result's `Credential` fields and a write's `TaskChange` result."""
+"""What every tool shares: the `Tool` record, `Arguments`, a result's `Credential` fields."""
 
 from __future__ import annotations
 
@@ -63,6 +62,9 @@ def one_list(id_sent: bool, name: str | None, *, required: bool = False) -> None
         raise ValueError("give list_id or list (a name), not both")
 
 
+C = TypeVar("C", bound=BaseModel)
+
+
 class TaskChange(BaseModel):
     """The contract's result of a write: which task, what happened, its title."""
 
@@ -73,25 +75,21 @@ class TaskChange(BaseModel):
     title: str
 
 
-def change(name: str, status: str) -> type[TaskChange]:
-    """The result of a write whose `status` is always `status` (`name`: its class's)."""
-    return create_model(name, __base__=TaskChange, status=(Literal[status], status))
+def change(name: str, status: str, base: type[C], **fields: Any) -> type[C]:
+    """The result of a write (a `base`) whose `status` is always `status`, with `fields`."""
+    return create_model(name, __base__=base, status=(Literal[status], status), **fields)
 
 
 @dataclass(frozen=True)
 class Credential:
-    """A result field that holds a credential the API issues (a feed's URL, a download link),
-    as `Annotated[str, Credential(where=...)]`. MCP's answer goes to the caller's own client
-    and holds it; a chat keeps and sends its model `Tool.withheld`'s result instead, the field
-    replaced by `<field>_withheld`: `where`, formatted with the result's fields, says where."""
+    """A result field holding a credential (a feed's URL, a download link): MCP's caller gets it,
+    a chat's model gets `<field>_withheld` instead, `where` (formatted with the result's fields)."""
 
     where: str
 
 
 def _withheld(model: type[BaseModel], structured: dict[str, Any]) -> dict[str, Any]:
-    """`structured` (a `model`'s dump) with each `Credential` field replaced by
-    `<field>_withheld`, `where` formatted with its own object's fields; in the objects of
-    nested models and lists of them too (each attachment of a page holds a download link)."""
+    """`structured` (a `model`'s dump) with each `Credential` field withheld, at any depth."""
     kept = dict(structured)
     for name, info in model.model_fields.items():
         for credential in (m for m in info.metadata if isinstance(m, Credential)):
@@ -124,8 +122,7 @@ CHILD_PAGE_MAX = 100
 
 def child_page(path: str) -> dict[str, Any]:
     """`limit` and `after_id`, the arguments (`create_model`'s) of a page of a task's `path`."""
-    # A position in the task's rows (those with a greater id follow), read only among the
-    # task's own: it reaches no row, so any id answers as a position would.
+    # Read only among the task's own rows: it reaches no row, so any id answers as a position.
     after = NotAReference(f"a position in the task's {path}: those after this id")
     return {
         "limit": (
@@ -161,13 +158,10 @@ class Tool(Generic[A]):
     read_only: bool = False
     destructive: bool = False
     idempotent: bool = False  # a read-only tool is, whatever this says
-    # The text content's JSON when it is not the structured result itself.
-    text: Callable[[dict[str, Any]], Any] | None = None
-    # What a user_id other than the caller's gets: the answer for a missing task (a list
-    # tool: a missing list), as the REST twins answer.
+    text: Callable[[dict[str, Any]], Any] | None = None  # the text content, if not the result
+    # What a user_id other than the caller's gets, as the REST twins answer.
     not_found: str = "Task not found"
-    # What it does to the list's rows it names by id (`task_id`, `list_id`, `trash_id`): the
-    # role matrix reads it (tests/sharing/test_declared.py: a tool taking one without it fails).
+    # What it does to the rows it names by id: the role matrix reads it (a tool without: fails).
     action: Action | None = None
 
     @property
@@ -192,8 +186,7 @@ class Tool(Generic[A]):
         )
 
     def withheld(self, structured: dict[str, Any]) -> dict[str, Any]:
-        """`structured` (this tool's result) as a chat keeps it and sends it to its model:
-        each `Credential` field replaced by `<field>_withheld`, where to get it instead."""
+        """This tool's result as a chat keeps it and sends it to its model (`Credential`)."""
         return _withheld(self.result, structured)
 
     def result_of(self, result: BaseModel) -> mcp_types.CallToolResult:
@@ -205,9 +198,8 @@ class Tool(Generic[A]):
 
 
 def _flat_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """A pydantic JSON Schema as a model reads it best: `$defs` references replaced by their
-    definitions (enums and small objects, never recursive; their docstrings, written for
-    developers, dropped) and no generated `title`s. Every client's tool converter reads it."""
+    """A JSON Schema every client's tool converter reads: `$defs` inlined (never recursive; their
+    docstrings, for developers, dropped), no generated `title`s."""
     definitions = schema.pop("$defs", {})
 
     def node(value: dict[str, Any]) -> dict[str, Any]:

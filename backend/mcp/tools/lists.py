@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.contracts.task_listing import LIST_NAME_DESCRIPTION
-from backend.mcp.tools.common import Arguments, Tool, one_list
+from backend.mcp.tools.common import Arguments, Tool, change, one_list
 from backend.models.references import SUBJECT, Action
 from backend.models.task_list import LISTS_PER_USER, Color, ListCreate, ListId, ListName, ListUpdate
 from backend.services.lists import ListService
@@ -41,16 +41,12 @@ class ListChange(BaseModel):
     model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
     list_id: int
-    status: str
+    status: str = ""  # each result's own (`change`)
     name: str
 
 
-class ListCreated(ListChange):
-    status: Literal["created"] = "created"
-
-
-class ListRenamed(ListChange):
-    status: Literal["renamed"] = "renamed"
+ListCreated = change("ListCreated", "created", ListChange)
+ListRenamed = change("ListRenamed", "renamed", ListChange)
 
 
 class ListDeleted(ListChange):
@@ -90,13 +86,13 @@ def _list_lists(work: UnitOfWork, arguments: Arguments) -> ListSummaries:
     return ListSummaries(lists=[ListSummary.model_validate(row) for row in lists.all()])
 
 
-def _create_list(work: UnitOfWork, arguments: CreateListArguments) -> ListCreated:
+def _create_list(work: UnitOfWork, arguments: CreateListArguments) -> ListChange:
     lists: ListService = work.service(ListService)
     row = lists.create(ListCreate(name=arguments.name, color=arguments.color))
     return ListCreated(list_id=row.id, name=row.name)
 
 
-def _rename_list(work: UnitOfWork, arguments: RenameListArguments) -> ListRenamed:
+def _rename_list(work: UnitOfWork, arguments: RenameListArguments) -> ListChange:
     lists: ListService = work.service(ListService)
     changes: dict[str, Any] = {"name": arguments.name}
     if "color" in arguments.model_fields_set:

@@ -1,14 +1,6 @@
-"""The task tools: add, list, get, complete, reopen, update, assign, delete, and the counts.
-
-The five tools of the published contract (`add_task`, `list_tasks`, `complete_task`,
-`delete_task`, `update_task`) keep its names, parameters and result shapes; the rest
-(`get_task`, `reopen_task`, `task_stats`, and the optional arguments) let an agent do what the
-REST API does. Arguments are validated with the REST schemas' own field types (`Title`,
-`Description`, `Instant`, `Tags`, `Priority`) and with `backend.contracts` (the task and user
-id bounds; `list_tasks` with the listing contract REST's query string uses), so the same input
-gets the same answer on both. Every tool runs inside the caller's `UnitOfWork` and calls
-`TaskService`, the service behind the REST routes.
-"""
+"""The task tools. The contract's five (`add_task`, `list_tasks`, `complete_task`, `delete_task`,
+`update_task`) keep its names and result shapes; arguments are validated with the REST schemas'
+field types and `backend.contracts`, so the same input gets the same answer on both."""
 
 from __future__ import annotations
 
@@ -69,15 +61,13 @@ class _NamedList(BaseModel):
 
 class _AddTask(Arguments, _NamedList):
     def task(self) -> TaskCreate:
-        # Only what the agent sent: a `list_id` it did not send is not "no list" (a subtask
-        # is in its parent's list).
+        # Only what was sent: a `list_id` not sent is not "no list" (a subtask is in its parent's).
         sent = self.model_dump(exclude={"user_id", "list_name"}, exclude_unset=True)
         return TaskCreate.model_validate(sent)
 
 
 class _UpdateTask(OneTask, _NamedList):
-    # As in the REST PATCH body: omitted fields stay as they are; a nullable field is cleared
-    # by null; the others cannot be null (refused by their type, `patch_field`).
+    # As REST's PATCH: omitted fields stay; null clears a nullable one (`patch_field`).
     def changes(self) -> TaskUpdate:
         return TaskUpdate.model_validate(self.model_dump(include=_EDITABLE, exclude_unset=True))
 
@@ -85,8 +75,7 @@ class _UpdateTask(OneTask, _NamedList):
 def _tool_fields(
     make: Callable[[Writable, Doc, Any], tuple[Any, Any]], update: bool
 ) -> dict[str, Any]:
-    """The task fields of add_task / update_task, from the declaration (`task_fields.py`):
-    the REST field rules with the tools' own (shorter) descriptions."""
+    """add_task's / update_task's task fields: REST's rules, the tools' (shorter) descriptions."""
     fields: dict[str, Any] = {}
     for field in TASK_FIELDS:
         w = field.writable
@@ -98,6 +87,10 @@ def _tool_fields(
     return fields
 
 
+def _arguments(name: str, base: type[BaseModel], fields: dict[str, Any]) -> Any:
+    return create_model(name, __base__=base, __module__=__name__, **fields)
+
+
 _EDITABLE = set(MCP_EDITABLE)
 if TYPE_CHECKING:
 
@@ -106,23 +99,14 @@ if TYPE_CHECKING:
     class UpdateTaskArguments(_UpdateTask): ...
 
 else:
-    AddTaskArguments = create_model(
-        "AddTaskArguments",
-        __base__=_AddTask,
-        __module__=__name__,
-        **_tool_fields(create_field, update=False),
-    )
-    UpdateTaskArguments = create_model(
-        "UpdateTaskArguments",
-        __base__=_UpdateTask,
-        __module__=__name__,
-        **_tool_fields(patch_field, update=True),
+    AddTaskArguments = _arguments("AddTaskArguments", _AddTask, _tool_fields(create_field, False))
+    UpdateTaskArguments = _arguments(
+        "UpdateTaskArguments", _UpdateTask, _tool_fields(patch_field, True)
     )
 
 
 class _JsonArguments:
-    """How a listing value arrives in a tool call: strict JSON, a bare value for a one-item
-    list (the bound after `as_list`, so it counts the list a bare value became)."""
+    """A listing value in a tool call: strict JSON, a bare value for a one-item list."""
 
     integer = Strict()
     flag = StrictBool
@@ -135,8 +119,7 @@ class _JsonArguments:
 
 
 class _ListTasks(Arguments):
-    """list_tasks' arguments: `contracts/task_listing.LISTING_PARAMS`' (REST's listing takes
-    the same)."""
+    """list_tasks' arguments: `LISTING_PARAMS`' (REST's listing takes the same)."""
 
     if TYPE_CHECKING:
         list_id: int | str | None
@@ -162,19 +145,16 @@ if TYPE_CHECKING:
     class ListTasksArguments(_ListTasks): ...
 
 else:
-    ListTasksArguments = create_model(
-        "ListTasksArguments",
-        __base__=_ListTasks,
-        __module__=__name__,
-        **listing_fields("mcp", _JsonArguments()),
+    ListTasksArguments = _arguments(
+        "ListTasksArguments", _ListTasks, listing_fields("mcp", _JsonArguments())
     )
 
 
-TaskCreated = change("TaskCreated", "created")
-TaskCompleted = change("TaskCompleted", "completed")
-TaskReopened = change("TaskReopened", "reopened")
-TaskUpdated = change("TaskUpdated", "updated")
-TaskDeleted = change("TaskDeleted", "deleted")
+TaskCreated = change("TaskCreated", "created", TaskChange)
+TaskCompleted = change("TaskCompleted", "completed", TaskChange)
+TaskReopened = change("TaskReopened", "reopened", TaskChange)
+TaskUpdated = change("TaskUpdated", "updated", TaskChange)
+TaskDeleted = change("TaskDeleted", "deleted", TaskChange)
 
 
 class TaskAssigned(TaskChange):
@@ -253,16 +233,15 @@ def _get_task(work: UnitOfWork, arguments: OneTask) -> TaskPublic:
     return TaskPublic.model_validate(tasks.get(arguments.task_id))
 
 
-def _complete_task(work: UnitOfWork, arguments: OneTask) -> TaskChange:
-    tasks: TaskService = work.service(TaskService)
-    task = tasks.set_completed(arguments.task_id, True)
-    return TaskCompleted(task_id=task.id, title=task.title)
+def _completing(
+    done: bool, result: type[TaskChange]
+) -> Callable[[UnitOfWork, OneTask], TaskChange]:
+    def run(work: UnitOfWork, arguments: OneTask) -> TaskChange:
+        tasks: TaskService = work.service(TaskService)
+        task = tasks.set_completed(arguments.task_id, done)
+        return result(task_id=task.id, title=task.title)
 
-
-def _reopen_task(work: UnitOfWork, arguments: OneTask) -> TaskChange:
-    tasks: TaskService = work.service(TaskService)
-    task = tasks.set_completed(arguments.task_id, False)
-    return TaskReopened(task_id=task.id, title=task.title)
+    return run
 
 
 def _update_task(work: UnitOfWork, arguments: UpdateTaskArguments) -> TaskChange:
@@ -282,7 +261,6 @@ def _assign_task(work: UnitOfWork, arguments: AssignTaskArguments) -> TaskAssign
 
 
 def _delete_task(work: UnitOfWork, arguments: OneTask) -> TaskChange:
-    # The contract's result names the deleted task's title: the delete returns it.
     tasks: TaskService = work.service(TaskService)
     title = tasks.delete(arguments.task_id)
     return TaskDeleted(task_id=arguments.task_id, title=title)
@@ -340,7 +318,7 @@ TOOLS: tuple[Tool[Any], ...] = (
         'task keeps it completed. Returns its task_id, "status": "completed" and its title.',
         arguments=OneTask,
         result=TaskCompleted,
-        run=_complete_task,
+        run=_completing(True, TaskCompleted),
         idempotent=True,
     ),
     Tool(
@@ -351,7 +329,7 @@ TOOLS: tuple[Tool[Any], ...] = (
         '"status": "reopened" and its title.',
         arguments=OneTask,
         result=TaskReopened,
-        run=_reopen_task,
+        run=_completing(False, TaskReopened),
         idempotent=True,
     ),
     Tool(

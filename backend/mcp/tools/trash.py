@@ -35,7 +35,7 @@ class RestoreTaskArguments(Arguments):
     )
 
 
-TaskRestored = change("TaskRestored", "restored")
+TaskRestored = change("TaskRestored", "restored", TaskChange)
 
 
 def _list_trash(work: UnitOfWork, arguments: ListTrashArguments) -> TrashPage:
