@@ -60,8 +60,6 @@ from tests.resources import (
 # parameter, the body schema's first sample: tests/resources.py, as the isolation guards make
 # them) can send, and why. A new resource's plain routes are generated: no entry here.
 NOT_REQUESTED = {
-    "DELETE /dav/calendars/{segment}/{name:path}": "a CalDAV DELETE is TaskService's delete "
-    "(walked above), signed in with an app password: tests/dav/test_objects.py",
     "DELETE /dav/calendars/{segment}": "a CalDAV collection's DELETE is ListService's delete "
     "(walked by DELETE /api/lists/{list_id}), with an app password: tests/dav/test_collections.py",
     **{
@@ -458,6 +456,21 @@ def test_requests_fire_what_their_methods_name(
     served = f"{calendar}task-{series_with_checklist()}@task-api.ics"
     got = client.get(served, headers=dav).content.replace(b"NEEDS-ACTION", b"COMPLETED")
     call("PUT", served, got, headers=put)
+    # An update by href with no precondition (`write_named`) and one naming its tag
+    # (`write_at_version`): each completes a reminded parent with an open subtask. A DELETE
+    # by href (`delete_named`): a subtask (its parent's count), then a parent (its subtree).
+    for vouched in (False, True):
+        parent = task(**_REMINDED)
+        task(parent_id=parent, **_REMINDED)
+        served = f"{calendar}task-{parent}@task-api.ics"
+        got = client.get(served, headers=dav)
+        precondition = {"If-Match": got.headers["ETag"]} if vouched else {}
+        done = got.content.replace(b"NEEDS-ACTION", b"COMPLETED")
+        call("PUT", served, done, headers={**put, **precondition})
+    parent = task()
+    call("DELETE", f"{calendar}task-{task(parent_id=parent)}@task-api.ics", headers=dav)
+    task(parent_id=parent)
+    call("DELETE", f"{calendar}task-{parent}@task-api.ics", headers=dav)
 
     # undo: a subtask's reopening undone completes it again (counts); its completion undone
     # reopens it and its parent; a listed, reminded task's due date undone reschedules both
@@ -564,6 +577,20 @@ def test_requests_fire_what_their_methods_name(
     call("PATCH", f"/api/tasks/{series}", {"reminders": [{"minutes_before_due": 9}]}, by=bob)
     call("POST", "/api/tasks", {"title": "b", "list_id": shared, **_REMINDED}, by=bob)
     call("PATCH", f"/api/tasks/{series}/complete", {"completed": True})
+    # A member's updates by href keep its reminders its own, as its PATCH does.
+    bobs = create(client, bob, "rules")
+    bob_put = {**put, **basic(bobs["username"], bobs["password"])}
+    alarm = b"BEGIN:VALARM\r\nACTION:DISPLAY\r\nTRIGGER:-PT7M\r\nEND:VALARM\r\nEND:VTODO"
+    for vouched in (False, True):
+        served = f"/dav/calendars/{shared}/task-{task(list_id=shared, due_date=_DUE)}@task-api.ics"
+        got = client.get(served, headers=bob_put)
+        precondition = {"If-Match": got.headers["ETag"]} if vouched else {}
+        call(
+            "PUT",
+            served,
+            got.content.replace(b"END:VTODO", alarm),
+            headers={**bob_put, **precondition},
+        )
     call("DELETE", f"/api/lists/{shared}/members/{bob.id}")
     # Deleting an account hands its shared list over, and its memberships go (unassigning).
     theirs = client.post("/api/lists", json={"name": "Theirs"}, headers=bob.headers)

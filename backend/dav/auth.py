@@ -195,9 +195,13 @@ class DavWork(UnitOfWork):
 
     def __enter__(self) -> Self:
         work = super().__enter__()
-        if self._password is not None:
+        send = self.send
+        if self._password is not None and send.entry is not None and send.again is not None:
+            # After the caller's entry, in each transaction it enters (`begin_again`).
             password_hash, scope = self._password
-            self.send.enter_with(_CREDENTIAL_LIVE, {"a_hash": password_hash, "a_scope": scope})
+            live = {"a_hash": password_hash, "a_scope": scope}
+            send.entry = (send.entry[0] + _CREDENTIAL_LIVE, {**send.entry[1], **live})
+            send.again = (send.again[0] + _CREDENTIAL_LIVE, {**send.again[1], **live})
         return work
 
     def _settle(self, outcome: Outcome) -> None:

@@ -41,10 +41,11 @@ from backend.models.task_calendar import CalendarObjectRefused
 from backend.recurrence import DEFAULT_TIME_ZONE, TIME_ZONES
 from backend.services import dav_tags as tags
 from backend.services.dav_objects import DavObjectService, Looked, Sought
+from backend.services.dav_statements import COMPLETED_AT_SENT, CREATED_DONE
 from backend.services.registry import UnitOfWork
 from backend.services.task_placement import placement_of
 from backend.services.task_schedule import SCHEDULE_FIELDS, goes_on, plan_schedule
-from backend.services.task_statements import COMPLETED_AT_SENT, PLACED, completion
+from backend.services.task_statements import INSERTING, PLACED, completion
 from backend.services.task_update import created
 from backend.services.tasks import TaskService
 
@@ -341,11 +342,11 @@ def _create(
     dav.claim(_sought(list_id, name, parsed))
     try:
         data = TaskCreate.model_validate(fields)
-        values = created(data)
-        if parsed.completed_at is not None:  # the client's COMPLETED, else now
-            values[COMPLETED_AT_SENT.key] = parsed.completed_at
+        values, inserting = created(data), INSERTING
+        if parsed.completed_at is not None:  # the client's COMPLETED, else now as REST's
+            values[COMPLETED_AT_SENT.key], inserting = parsed.completed_at, CREATED_DONE
         tasks: TaskService = work.service(TaskService)
-        task = tasks.write_new(data, values, placement_of(data, None), thens)
+        task = tasks.write_new(data, values, placement_of(data, None), thens, inserting)
     except Taken as taken:
         if taken.what == "uid":
             raise PreconditionRefused(clark(CALDAV, "no-uid-conflict"), _UID_TAKEN) from None

@@ -154,7 +154,7 @@ class Sender:
         # The caller's entry, sent with the next statement; how a further transaction of
         # the request enters (`begin_again`); what to call with the outcome.
         self.entry: tuple[str, dict[str, Any]] | None = None
-        self._again: tuple[str, dict[str, Any]] | None = None
+        self.again: tuple[str, dict[str, Any]] | None = None
         self._settle: Callable[[Outcome], None] = _ignore
         self._unlocked: dict[str, Any] | None = None
         # A `BEGIN` of ours was sent: a COMMIT (with `_at_commit`) ends the transaction.
@@ -173,7 +173,7 @@ class Sender:
             conn.connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
             self.stage = Stage.WRITE if entry.write else Stage.READ
             self.entry = (entry.sql, entry.values)
-            self._again = (entry.sql, entry.again)
+            self.again = (entry.sql, entry.again)
             self._settle = entry.settle
             self._unlocked = entry.unlocked
 
@@ -225,15 +225,6 @@ class Sender:
             raise RuntimeError("a statement ahead needs a request's transaction")
         self._ahead.append(render(self.conn, statement, values, f"a{len(self._ahead)}_"))
 
-    def enter_with(self, sql: str, values: Mapping[str, Any]) -> None:
-        """`sql` (statements, each ending `; `) rides with the entry, after it, in the request's
-        first transaction and in any further one (`begin_again`): a check a door adds to the
-        caller's entry (a DAV password verified earlier still there: backend/dav/auth.py)."""
-        if self.entry is None or self._again is None:
-            raise RuntimeError("a check rides with an entry not sent yet")
-        self.entry = (self.entry[0] + sql, {**self.entry[1], **values})
-        self._again = (self._again[0] + sql, {**self._again[1], **values})
-
     def locks_spaces(self, statement: Any, values: Mapping[str, Any], *, first: bool) -> None:
         """The write takes its change locks itself: the entry takes none (not the caller's),
         and `statement`, which takes them, goes ahead of the next statement (migration 0036:
@@ -272,14 +263,14 @@ class Sender:
 
     @property
     def can_begin_again(self) -> bool:
-        return self.stage is Stage.COMMITTED and self._again is not None
+        return self.stage is Stage.COMMITTED and self.again is not None
 
     def begin_again(self) -> None:
         """Start another transaction of this request after a statement committed the first:
         its entry (uncounted: the first's count stands) goes with the next statement."""
-        if self._again is None:
+        if self.again is None:
             raise RuntimeError("this request cannot begin another transaction")
-        self.entry = self._again
+        self.entry = self.again
         self.stage = Stage.WRITE
         self.began = False
         self._at_commit = []

@@ -53,8 +53,19 @@ from backend.services.dav_statements import (
     update_at_version,
     update_named,
 )
+from backend.services.rules import Rule, fires
 from backend.services.task_bulk import LOCK_TASKS
 from backend.services.task_sending import TaskSending, Then, decoded
+
+# What an update by href that neither places the task nor touches a rule may fire (the plain
+# PUT's values, `object_writes._plain`): its completion down its subtree (their counts, its
+# reminders), and a member's reminders kept its own.
+PLAIN_UPDATE_RULES = (
+    Rule.COMPLETE_SUBTASKS,
+    Rule.SUBTASK_COUNTS,
+    Rule.REMINDERS,
+    Rule.PRIVATE_REMINDERS,
+)
 
 
 class DavObjectService(TaskSending):
@@ -216,12 +227,14 @@ class DavObjectService(TaskSending):
         the message of its write, ahead of it, where the caller may write it."""
         self._ahead(KEEP_NAMED, dav_uid=uid, dav_name=name, dav_body=body)
 
+    @fires(*PLAIN_UPDATE_RULES)
     def write_named(self, values: dict[str, Any]) -> TaskRow | None:
         """`values` written over the task a statement ahead named (`name_plain`), committing
         the request in this message; None: no such task the caller may write."""
         rows = self._write(update_named(values), last=True)
         return rows[0] if rows else None
 
+    @fires(*PLAIN_UPDATE_RULES)
     def write_at_version(
         self, task_id: int, version: int, values: dict[str, Any]
     ) -> TaskRow | None:
@@ -232,6 +245,7 @@ class DavObjectService(TaskSending):
         )
         return rows[0] if rows else None
 
+    @fires(Rule.SUBTREE_CASCADE, Rule.SUBTASK_COUNTS)
     def delete_named(self) -> str | None:
         """The task a statement ahead named (`name_task`) into the trash, its subtree with it,
         committing the request; the title it had (None: nothing deleted)."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    DateTime,
     Text,
     and_,
     any_,
@@ -45,7 +46,15 @@ from backend.services.access import Action, may, role_in
 from backend.services.changes import collection_head
 from backend.services.dav_tags import fresh, tag
 from backend.services.task_schedule import SUCCEEDED
-from backend.services.task_statements import TASK_VIEW, owned_task, updating, updating_of
+from backend.services.task_statements import (
+    COMPLETED,
+    CREATE_VALUES,
+    TASK_VIEW,
+    Inserting,
+    owned_task,
+    updating,
+    updating_of,
+)
 from backend.services.trash import trashing
 
 _TASKS = Task.__table__  # type: ignore[attr-defined]
@@ -58,6 +67,12 @@ _TASK = bindparam("dav_task", type_=BigInteger)
 _BODY = bindparam("dav_body", type_=Text)
 _VERSION = bindparam("dav_version", type_=BigInteger)
 _PARENT_UID = bindparam("dav_parent_uid", type_=Text)
+
+# A create whose client sent its COMPLETED: REST's insert, with that time the completion's.
+COMPLETED_AT_SENT = bindparam("completed_at_sent", type_=DateTime(timezone=True))
+CREATED_DONE = Inserting(
+    {**CREATE_VALUES, "completed_at": case((COMPLETED, COMPLETED_AT_SENT), else_=None)}
+)
 _PARENT_TASK = bindparam("dav_parent_task", type_=BigInteger)
 _TAG = bindparam("dav_tag", type_=Text)
 _UID_TASK = bindparam("dav_uid_task", type_=BigInteger)

@@ -15,7 +15,6 @@ from sqlalchemy import (
     BigInteger,
     BindParameter,
     Boolean,
-    DateTime,
     Integer,
     Text,
     and_,
@@ -169,8 +168,6 @@ def owned_task(statement: Stmt, action: Action = Action.LIST_READ) -> Stmt:
 
 # When a task was completed: an already-completed task keeps its original completion time.
 _STAMP = func.coalesce(_T.completed_at, func.now())
-# The completion time a CalDAV client sent (its COMPLETED); unbound (None): now.
-COMPLETED_AT_SENT = bindparam("completed_at_sent", None, type_=DateTime(timezone=True))
 
 
 def completion(completed: ColumnElement[bool] | bool, at: datetime | None = None) -> dict[str, Any]:
@@ -245,7 +242,7 @@ DELETE_COMPLETED = trashing(
     _T.user_id == bindparam(OWNER),
     counted=True,
 )
-_COMPLETED = bindparam("completed", type_=Boolean)
+COMPLETED = bindparam("completed", type_=Boolean)
 # The columns `plan_schedule` writes: the schedule fields and what the server derives from them.
 PLANNED = (
     "due_date",
@@ -261,21 +258,42 @@ PLANNED = (
 PLACED = ("list_id", "parent_id")
 # The writable fields written as sent (not `completed`, the schedule nor the placement).
 AS_SENT = set(WRITABLE) - {"completed", *PLANNED, *PLACED}
-# What a create writes (but `user_id` and the placement): one bound value per column.
+# What a create writes (but `user_id` and the placement): one bound value per column, and the
+# completion time: created completed, now.
 CREATE_VALUES: dict[str, Any] = {
-    "completed": _COMPLETED,
-    "completed_at": case((_COMPLETED, func.coalesce(COMPLETED_AT_SENT, func.now())), else_=None),
+    "completed": COMPLETED,
+    "completed_at": case((COMPLETED, func.now()), else_=None),
     **{
         name: bindparam(name, type_=_T[name].type)
         for name in (*(f for f in WRITABLE if f in AS_SENT), *PLANNED)
     },
 }
-# In the caller's own space: its reminders are the task's.
-CREATE = (
-    insert(Task)
-    .values(user_id=bindparam(OWNER), **CREATE_VALUES)
-    .returning(*written_view(_T.reminders))
-)
+
+
+class Inserting:
+    """A new task's INSERT of `values` (column -> expression: `CREATE_VALUES`, or another
+    writer's with a column's value of its own), each form built once: in the caller's own
+    space (`alone`: its reminders are the task's), and placed as a shape says (`placed`,
+    with its refusal's read)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+        self.alone = (
+            insert(Task)
+            .values(user_id=bindparam(OWNER), **values)
+            .returning(*written_view(_T.reminders))
+        )
+        self._placed: dict[tuple[Sent, Sent, Anchor, bool], tuple[Any, Any]] = {}
+
+    def placed(self, shape: tuple[Sent, Sent, Anchor, bool]) -> tuple[Any, Any]:
+        built = self._placed.get(shape)
+        if built is None:  # a few shapes (`Sent` x `Sent` x `Anchor` x stay)
+            view = written_view(self.values["reminders"])
+            built = self._placed[shape] = create_statement(shape, self.values, view)
+        return built
+
+
+INSERTING = Inserting(CREATE_VALUES)
 
 # Statistics in one statement: the counts, the tasks in no list, every list's counts as JSON.
 _PER_LIST = (
@@ -421,11 +439,6 @@ def _updating_shape(shape: tuple[tuple[str, Any], ...]) -> Any:
 # A toggle and a completion without If-Match: built once (`completing`).
 TOGGLING = completing(completion(~_T.completed))
 COMPLETING = completing(completion(True))
-
-
-@lru_cache(maxsize=64)
-def create_statements(shape: tuple[Sent, Sent, Anchor, bool]) -> tuple[Any, Any]:
-    return create_statement(shape, CREATE_VALUES, written_view(CREATE_VALUES["reminders"]))
 
 
 @lru_cache(maxsize=128)

@@ -26,18 +26,18 @@ from backend.services.task_sending import StepRefused, Then
 from backend.services.task_statements import (
     AS_SENT,
     COMPLETING,
-    CREATE,
     DELETE,
     DELETE_COMPLETED,
     GET,
+    INSERTING,
     NEXT_OCCURRENCE,
     PLACED,
     STATS,
     SUBTREE,
     TOGGLING,
+    Inserting,
     completing,
     completion,
-    create_statements,
     deleting,
     listing,
     listing_still_empty,
@@ -173,18 +173,20 @@ class TaskService(TaskUpdating):
         values: dict[str, Any],
         placement: Placement | None,
         thens: tuple[Then, ...] = (),
+        inserting: Inserting = INSERTING,
     ) -> TaskRow:
-        """Insert a new task at `placement`, checked and written in one statement; refused: why."""
+        """Insert a new task at `placement` by `inserting`, checked and written in one statement;
+        refused: why."""
         if placement is None:
             if set(data.assignees) - {self.user_id}:  # a task in no list: its owner only
                 raise unassignable()
-            [row] = self._write_then(CREATE, thens, **values, last=True)
+            [row] = self._write_then(inserting.alone, thens, **values, last=True)
             return cast(TaskRow, row)
         if data.recurrence is not None and placement.parent is Sent.id:
             raise not_recurring()
         # The caller's change lock and the space's it writes in, together (`spaces_lock`).
         self._lock_spaces(spaces_lock(placement.shape), first=False, **placement.values())
-        statement, refusal = create_statements(placement.shape)
+        statement, refusal = inserting.placed(placement.shape)
         rows = self._write_then(statement, thens, **values, **placement.values(), last=True)
         if not rows:
             self._refuse(refusal, placement, {**placement.values(), "assignees": data.assignees})

@@ -294,13 +294,13 @@ EMPTY_PAGE_ATTEMPTS = 5
 CHANGING = "The task list kept changing while it was read; retry"
 GET_SQL = f"SELECT {VIEW} FROM tasks WHERE tasks.id = %(task_id)s AND {_access(READ_ROLES)}"
 # The API's insert writes the schedule too: for a task without one, these values (a due
-# day, `YYYY-MM-DD`, is its start on the task's clock, UTC here, and `all_day`); and its
-# completion time is a CalDAV client's COMPLETED when sent (NULL from REST), else now().
+# day, `YYYY-MM-DD`, is its start on the task's clock, UTC here, and `all_day`); created
+# completed, it was completed now().
 INSERT_SQL = (
     "INSERT INTO tasks (user_id, title, description, completed, completed_at, priority, "
     "due_date, all_day, tags, assignees, recurrence, time_zone, reminders, series_id, "
     "series_start, next_due_date) VALUES (%(user)s, %(title)s, %(description)s, "
-    "%(completed)s, CASE WHEN %(completed)s THEN coalesce(NULL, now()) END, %(priority)s, "
+    "%(completed)s, CASE WHEN %(completed)s THEN now() END, %(priority)s, "
     "%(due_date)s, %(all_day)s, %(tags)s, "
     "'{}'::TEXT[], NULL, 'UTC', '[]'::JSONB, NULL::UUID, NULL, NULL) "
     f"RETURNING {WRITTEN_VIEW}"

@@ -71,24 +71,21 @@ def _in_matrix(reference: Reference | None) -> bool:
 FIELDS = [f for f in id_fields(declared_app()) if _in_matrix(f.reference)]
 
 # What each route or tool with such a field is sent besides it ("$task": the route's own
-# task; "$list": its own list), where `_derived_base` would not do (the field alone, not the
-# sample's other changes; a row named beside the field; a feed's scope). A route or tool
-# without a line (a new one's, a task's child's) takes `_derived_base`: nothing to add here.
+# task; "$list": its own list), where `_derived_base` would not do: a body whose samples
+# naming the field (or, none naming it, the first) carry other changes a field's case would
+# meet (a rule: a subtask may not recur; another step of a bulk's on the route's task), a
+# tool whose examples do. A route or tool without a line (a new one's, a task's child's)
+# takes `_derived_base`: nothing to add here.
 BASES: dict[tuple[str, str], dict[str, Any]] = {
-    ("POST", "/api/tasks"): {"title": "Named"},
+    # The field alone, not the first sample's other changes (assignees: no sample names it).
     ("PATCH", "/api/tasks/{task_id}"): {},
     ("PUT", "/api/tasks/{task_id}"): {},
-    ("POST", "/api/tasks/{task_id}/move"): {},
     # One move of the route's own task into its own list (it stays where it is): the field
     # replaces one of them.
     ("POST", "/api/tasks/bulk"): {
         "operations": [{"op": "move", "id": "$task", "list_id": "$list"}]
     },
     ("tool", "add_task"): {"title": "Named"},
-    ("tool", "update_task"): {"task_id": "$task"},
-    ("tool", "assign_task"): {"task_id": "$task"},
-    # A calendar feed of the list named (issue 52): reading it is enough.
-    ("POST", "/api/calendar-feeds"): {"scope": "list"},
 }
 
 
@@ -101,29 +98,45 @@ def _placeholders(value: Any) -> Any:
     return {TASK: "$task", LIST: "$list"}.get(value, value) if type(value) is int else value
 
 
-def _derived_base(target: tuple[str, str], where: str) -> dict[str, Any]:
+def _derived_base(f: Field) -> dict[str, Any]:
     """What a route or tool with no line in `BASES` is sent besides the field, from its
     declarations: a tool its `task_id` the route's own task and every other required argument
-    its first `examples` (or a task's child's field its declared sample); a body its schema's
-    first sample (tests/resources.py: `SAMPLES`, the schema's `examples`, a child's sample); a
-    query or a path nothing."""
-    method, name = target
+    its first `examples` (or a task's child's field its declared sample); a body the first of
+    its schema's samples that names the field (tests/resources.py: `SAMPLES`, the schema's
+    `examples`, a child's sample), that field left out where it is the body's own, else its
+    first sample; a query or a path nothing."""
+    method, name = f.target
     if method == "tool":
         tool = next(tool for tool in MCP_TOOLS if tool.name == name)
         base = extra_arguments(tool)[0]
         if "task_id" in tool.arguments.model_json_schema(by_alias=True)["properties"]:
             base = {**base, "task_id": "$task"}
         return dict(base)
-    if where != "body":
+    if f.where != "body":
         return {}
     route = next(r for r in api_routes(declared_app()) if r.path == name and method in r.methods)
     model = body_model(route)
-    assert model is not None and samples(model), f"{target}: no sample body"
-    return dict(_placeholders(samples(model)[0]))
+    assert model is not None and samples(model), f"{f.target}: no sample body"
+    naming = [sample for sample in samples(model) if _has(sample, f.path)]
+    if not naming:
+        return dict(_placeholders(samples(model)[0]))
+    return {k: v for k, v in _placeholders(naming[0]).items() if k != f.path}
+
+
+def _has(body: Any, path: str) -> bool:
+    """Whether `body` has a value at `path` (`operations[].list_id`: in its first item)."""
+    head, _, rest = path.partition(".")
+    key = head.removesuffix("[]")
+    if not isinstance(body, dict) or key not in body:
+        return False
+    if not rest:
+        return True
+    value = body[key]
+    return _has(value[0] if head.endswith("[]") and value else value, rest)
 
 
 def _base(f: Field) -> dict[str, Any]:
-    return BASES[f.target] if f.target in BASES else _derived_base(f.target, f.where)
+    return BASES[f.target] if f.target in BASES else _derived_base(f)
 
 
 @dataclass
