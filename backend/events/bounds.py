@@ -158,6 +158,20 @@ class _Answer(httpx.SyncByteStream):
             close()
 
 
+def _core_url(u: httpx.URL) -> httpcore.URL:
+    return httpcore.URL(scheme=u.raw_scheme, host=u.raw_host, port=u.port, target=u.raw_path)
+
+
+def _head(chunks: Iterable[bytes]) -> tuple[bytes, bool]:
+    """At most `ANSWER_MAX_BYTES` of an answer's body, and whether there was more (unread)."""
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) > ANSWER_MAX_BYTES:
+            return head[:ANSWER_MAX_BYTES], True
+    return head, False
+
+
 class DeadlineTransport(httpx.BaseTransport):
     """httpx's requests over httpcore's connection pool (both libraries' public API), its
     sockets `DeadlineBackend`'s. Environment proxies are not used: a receiver is reached
@@ -195,12 +209,9 @@ class DeadlineTransport(httpx.BaseTransport):
         return mine
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
         sent = httpcore.Request(
             method=request.method,
-            url=httpcore.URL(
-                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
-            ),
+            url=_core_url(request.url),
             headers=request.headers.raw,
             content=request.stream,
             extensions=request.extensions,
@@ -239,12 +250,7 @@ class DeadlineTransport(httpx.BaseTransport):
         with deadline(seconds), _as_httpx(None):
             answer = self.pool.handle_request(request)
             try:
-                head, cut = b"", False
-                for chunk in answer.stream:  # type: ignore[union-attr]
-                    head += chunk
-                    if len(head) > ANSWER_MAX_BYTES:
-                        head, cut = head[:ANSWER_MAX_BYTES], True
-                        break
+                head, cut = _head(answer.stream)  # type: ignore[arg-type]
             finally:
                 answer.close()  # the rest unread: the connection is closed, not reused
         return Answer(answer.status, httpx.Headers(answer.headers), head, cut)
@@ -262,11 +268,8 @@ class DeadlineTransport(httpx.BaseTransport):
             if request.url.userinfo:
                 flow = httpx.BasicAuth(request.url.username, request.url.password)
                 request = next(flow.sync_auth_flow(request))
-            raw = request.url
             made = (
-                httpcore.URL(
-                    scheme=raw.raw_scheme, host=raw.raw_host, port=raw.port, target=raw.raw_path
-                ),
+                _core_url(request.url),
                 [(k, v) for k, v in request.headers.raw if k.lower() != b"content-length"],
             )
             self._targets[url] = made
@@ -331,13 +334,7 @@ def post(client: httpx.Client, url: str, *, seconds: float | None = None, **opti
         if seconds is not None:
             stack.enter_context(deadline(seconds))
         response = stack.enter_context(client.stream("POST", url, **options))
-        head = b""
-        for chunk in response.iter_raw(1024):
-            head += chunk
-            if len(head) > ANSWER_MAX_BYTES:
-                cut = head[:ANSWER_MAX_BYTES]
-                return Answer(response.status_code, response.headers, cut, True)
-        return Answer(response.status_code, response.headers, head, False)
+        return Answer(response.status_code, response.headers, *_head(response.iter_raw(1024)))
 
 
 def post_bytes(

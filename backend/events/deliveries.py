@@ -126,6 +126,15 @@ FROM unnest(CAST(:dead_ids AS bigint[]), CAST(:dead_errors AS text[])) AS r(id, 
 WHERE d.id = r.id
 """
 
+# Each outcome's statement and the arrays it binds, in the order they run.
+_RECORDED = (
+    (_DELIVERED, ("finished",)),
+    (_GONE, ("users", "subscriptions")),
+    (_RETRY, ("ids", "waits", "errors")),
+    (_DEAD, ("dead_ids", "dead_errors")),
+    (_DEFERRED, ("deferred",)),
+)
+
 
 class DeliveryQueue:
     """`reminder_deliveries`: one row, one channel (`push`, `email`, `confirm`)."""
@@ -140,47 +149,33 @@ class DeliveryQueue:
     ) -> tuple[list[Any], int]:
         """One message, one transaction (autocommitted): the outcomes, grouped by kind,
         then the lease of up to `lease` rows."""
-        finished: list[int] = []
-        deferred: list[int] = []
-        retry: dict[str, list[Any]] = {"ids": [], "waits": [], "errors": []}
-        dead: dict[str, list[Any]] = {"dead_ids": [], "dead_errors": []}
-        gone: dict[str, list[Any]] = {"users": [], "subscriptions": []}
+        values: dict[str, list[Any]] = {name: [] for _, names in _RECORDED for name in names}
         for done in settled:
-            row, outcome = done.row, done.outcome
-            if done.kind in (engine.DELIVERED, engine.DROPPED):
-                finished.append(row.id)
-            elif done.kind == engine.GONE:
-                gone["users"].append(row.user_id)
-                gone["subscriptions"].append(row.subscription_id)
-            elif done.kind == engine.DEFERRED:
-                deferred.append(row.id)
-            elif done.kind == engine.RETRY:
-                retry["ids"].append(row.id)
-                retry["waits"].append(done.retry_in)
-                retry["errors"].append(outcome.error)
+            row, kind = done.row, done.kind
+            if kind in (engine.DELIVERED, engine.DROPPED):
+                values["finished"].append(row.id)
+            elif kind == engine.GONE:
+                values["users"].append(row.user_id)
+                values["subscriptions"].append(row.subscription_id)
+            elif kind == engine.DEFERRED:
+                values["deferred"].append(row.id)
+            elif kind == engine.RETRY:
+                values["ids"].append(row.id)
+                values["waits"].append(done.retry_in)
+                values["errors"].append(done.outcome.error)
             else:
-                dead["dead_ids"].append(row.id)
-                dead["dead_errors"].append(outcome.error)
-        parts: list[str] = []
-        values: dict[str, Any] = {}
-        groups: list[tuple[str, dict[str, list[Any]]]] = [
-            (_DELIVERED, {"finished": finished}),
-            (_GONE, gone),
-            (_RETRY, retry),
-            (_DEAD, dead),
-            (_DEFERRED, {"deferred": deferred}),
-        ]
-        for sql, group in groups:
-            if any(group.values()):
-                parts.append(sql)
-                values.update(group)
+                values["dead_ids"].append(row.id)
+                values["dead_errors"].append(done.outcome.error)
+        recorded = [(sql, names) for sql, names in _RECORDED if values[names[0]]]
+        parts = [sql for sql, _ in recorded]
+        bound: dict[str, Any] = {name: values[name] for _, names in recorded for name in names}
         if lease:
             parts.append(_LEASE)
-            values.update({"batch": lease, "lease": seconds, "busy": self._busy()})
+            bound.update({"batch": lease, "lease": seconds, "busy": self._busy()})
         if not parts:
             return [], 0
         with autocommitted(db) as conn:
-            result = conn.execute(text(";\n".join(parts)), values)
+            result = conn.execute(text(";\n".join(parts)), bound)
             rows = list(result.all()) if lease else []
         return [row for row in rows if not row.held], len(rows)
 

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from email.message import Message
 from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any
@@ -223,12 +224,16 @@ class PushSender:
         return Outcome(DEAD, said)
 
 
-def send_email(mail: MailSender, row: Any) -> Outcome:
+def _mailed(mail: MailSender, message: Message) -> Outcome:
     try:
-        mail.deliver(reminder_message(mail.settings, row))
+        mail.deliver(message)
     except MailFailed as exc:
-        return Outcome(DEAD if exc.permanent else "retry", str(exc))
+        return Outcome(DEAD if exc.permanent else RETRY, str(exc))
     return Outcome(DELIVERED)
+
+
+def send_email(mail: MailSender, row: Any) -> Outcome:
+    return _mailed(mail, reminder_message(mail.settings, row))
 
 
 def send_confirmation(mail: MailSender, row: Any) -> Outcome:
@@ -236,20 +241,14 @@ def send_confirmation(mail: MailSender, row: Any) -> Outcome:
     0097): its token derived from the settings' nonce; dropped when the link is no longer
     the one stored (a later PATCH replaced it). The same `Message-ID` on every send of one
     row."""
-    stored = row.payload or {}
     if row.confirm_nonce is None:
         return Outcome(DROPPED)
     token = confirm_token(mail.settings, row.user_id, row.confirm_nonce)
     if row.confirm_token_hash != token_hash(token):
         return Outcome(DROPPED)
-    message = confirmation_message(
-        mail.settings, row.user_id, str(stored.get("address")), token, row.event_id
-    )
-    try:
-        mail.deliver(message)
-    except MailFailed as exc:
-        return Outcome(DEAD if exc.permanent else "retry", str(exc))
-    return Outcome(DELIVERED)
+    address = str((row.payload or {}).get("address"))
+    message = confirmation_message(mail.settings, row.user_id, address, token, row.event_id)
+    return _mailed(mail, message)
 
 
 Sender = Callable[[Any], Outcome]

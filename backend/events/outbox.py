@@ -158,10 +158,7 @@ def failed(
 ) -> None:
     """Record a failed attempt (the lease that counted `attempts`): retry after `retry_in`,
     or dead-letter it (None)."""
-    values: dict[str, Any] = {
-        "delivered_to": list(accepted_by),
-        "last_error": error[:1000],
-    }
+    values: dict[str, Any] = {"delivered_to": list(accepted_by), "last_error": error[:1000]}
     if retry_in is None:
         values["state"] = DEAD
     else:
@@ -224,22 +221,9 @@ def backlog(conn: Connection) -> Backlog:
 
 
 def dead_letters(conn: Connection, limit: int) -> Sequence[Any]:
-    return conn.execute(
-        select(
-            _E.id,
-            _E.event_id,
-            _E.type,
-            _E.task_id,
-            _E.list_id,
-            _E.user_id,
-            _E.attempts,
-            _E.occurred_at,
-            _E.last_error,
-        )
-        .where(_E.state == DEAD)
-        .order_by(_E.id)
-        .limit(limit)
-    ).all()
+    shown = (_E.id, _E.event_id, _E.type, _E.task_id, _E.list_id, _E.user_id, _E.attempts)
+    query = select(*shown, _E.occurred_at, _E.last_error).where(_E.state == DEAD)
+    return conn.execute(query.order_by(_E.id).limit(limit)).all()
 
 
 def requeue(conn: Connection, ids: Sequence[int] | None) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -26,6 +26,8 @@ from backend.events.health import WorkerMetrics
 from backend.models import TaskPublic, task_children
 from backend.models.task_event import REMINDER
 from backend.models.task_list import ListData
+
+logger = logging.getLogger(__name__)
 
 
 class EventRow(Protocol):
@@ -160,24 +162,17 @@ def event_body(row: EventRow) -> dict[str, Any]:
         return {**(row.task or {}), "event_id": str(row.event_id)}
     if _optional(row, "object") is not None:
         return _object_body(row)
+    body: dict[str, Any] = {"event_id": str(row.event_id), "event_type": row.type}
     if is_list_event(row):
         stored = None if row.list is None else ListData.model_validate(row.list)
-        return {
-            "event_id": str(row.event_id),
-            "event_type": row.type,
-            "list_id": row.list_id,
-            "list_data": None if stored is None else stored.model_dump(mode="json"),
-            "changes": _optional(row, "changes"),
-            "actor_id": _optional(row, "actor_id"),
-            "user_id": row.user_id,
-            "timestamp": _instant(row.occurred_at),
-        }
-    task = None if row.task is None else TaskPublic.from_stored(row.task).model_dump(mode="json")
+        body["list_id"] = row.list_id
+        body["list_data"] = None if stored is None else stored.model_dump(mode="json")
+    else:
+        task = None if row.task is None else TaskPublic.from_stored(row.task)
+        body["task_id"] = row.task_id
+        body["task_data"] = None if task is None else task.model_dump(mode="json")
     return {
-        "event_id": str(row.event_id),
-        "event_type": row.type,
-        "task_id": row.task_id,
-        "task_data": task,
+        **body,
         "changes": _optional(row, "changes"),
         "actor_id": _optional(row, "actor_id"),
         "user_id": row.user_id,
@@ -185,7 +180,12 @@ def event_body(row: EventRow) -> dict[str, Any]:
     }
 
 
-def _check(answer: Answer) -> None:
+def _deliver(send: Callable[[], Answer]) -> None:
+    """Send; a transport error or a non-2xx answer is `DeliveryFailed`."""
+    try:
+        answer = send()
+    except httpx.HTTPError as exc:
+        raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
     if not answer.is_success:
         more = f" (answer cut at {ANSWER_MAX_BYTES} bytes)" if answer.cut else ""
         raise DeliveryFailed(f"HTTP {answer.status_code}: {answer.text[:200]}{more}")
@@ -225,10 +225,7 @@ class DaprSink:
             return
         url = f"{self.endpoint}/v1.0/publish/{self.pubsub}/{topic}"
         headers = {"dapr-api-token": self.token} if self.token else {}
-        try:
-            _check(post(client, url, json=body, headers=headers))
-        except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+        _deliver(lambda: post(client, url, json=body, headers=headers))
 
 
 @cache
@@ -262,13 +259,7 @@ class WebhookSink:
             (b"webhook-timestamp", str(int(now.timestamp())).encode()),
             (b"webhook-signature", _signer(self.secret).sign(event_id, now, payload).encode()),
         ]
-        try:
-            _check(post_bytes(client, self.url, payload.encode(), headers))
-        except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
-
-
-logger = logging.getLogger(__name__)
+        _deliver(lambda: post_bytes(client, self.url, payload.encode(), headers))
 
 
 class Fanout:

@@ -54,16 +54,10 @@ DATABASE_AWAY_MAX_SECONDS = 30.0
 
 
 def longest_batch_seconds(settings: Settings, sinks: int) -> float:
-    """The batch deadline: how long the outbox's window of sends may take when every call
-    runs to its deadline (`EVENT_DELIVERY_TIMEOUT_SECONDS`, the whole call): half the lease.
-    No transaction is open meanwhile; a worker told to stop waits at most this long."""
-    return lease_seconds(settings, sinks) / 2
-
-
-def lease_seconds(settings: Settings, sinks: int) -> float:
-    """How long a leased event stays another worker's to skip (`engine.lease_for`)."""
+    """How long the outbox's window of sends may take, every call at its deadline: half the
+    lease (`engine.lease_for`). A worker told to stop waits at most this long."""
     per_event = max(sinks, 1) * settings.event_delivery_timeout_seconds
-    return lease_for(per_event, settings.event_batch_size, PARALLEL_DELIVERIES)
+    return lease_for(per_event, settings.event_batch_size, PARALLEL_DELIVERIES) / 2
 
 
 class Worker:
