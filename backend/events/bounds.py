@@ -1,15 +1,6 @@
-"""Every send to a receiver bounded: a total deadline per call and a cap on what is read back.
-
-httpx's timeouts bound each connect, write and read, not a whole call: a receiver that
-trickles its answer a byte at a time (headers included) could hold a delivery thread for as
-long as it likes, and one that answers a huge body would be read to its end. So:
-
-- the worker's clients connect through `DeadlineBackend`, whose streams cut every connect,
-  read, write and TLS handshake at what is left of the call's deadline (`deadline`, set around
-  each call in the thread that makes it): a call ends by its deadline whatever the receiver
-  does, headers or body;
-- `post` streams the answer and reads at most `ANSWER_MAX_BYTES` of its body (the rest is
-  never read: the connection is closed, not reused).
+"""Every send to a receiver bounded: a total deadline per call (`deadline`, which
+`DeadlineBackend`'s sockets obey: httpx bounds each read, not a call, so a receiver trickling
+a byte at a time could hold a thread) and at most `ANSWER_MAX_BYTES` of its answer read.
 """
 
 from __future__ import annotations
@@ -178,13 +169,10 @@ class DeadlineTransport(httpx.BaseTransport):
     directly (specs/events.md)."""
 
     def __init__(self, limits: httpx.Limits = httpx.Limits()) -> None:
-        # httpx's own limit (100 connections), not httpcore's default of 10: past 10 the
-        # worker's 32 delivery threads would queue for a connection, and 10 receivers that
-        # never answer would hold every one of them. Shared out over `POOLS` pools, each
-        # thread always the same one's: a pool walks all its connections for each idle one
-        # on every request and answer, ~0.2 ms of a webhook's CPU at 32 connections in one
-        # pool. A pool keeps alive what it may open: httpcore closes an idle connection
-        # whenever its pool holds more than its keep-alive.
+        # httpx's 100 connections, not httpcore's 10 (for which 32 threads would queue), over
+        # `POOLS` pools, a thread always the same one's: a pool walks all its connections on
+        # every request (~0.2 ms of a webhook's CPU at 32). Keep-alive = its max: httpcore
+        # closes an idle connection whenever its pool holds more than its keep-alive.
         share = -(-limits.max_connections // POOLS) if limits.max_connections else None
         self.pools = [
             httpcore.ConnectionPool(
@@ -234,11 +222,8 @@ class DeadlineTransport(httpx.BaseTransport):
         seconds: float,
         extensions: dict[str, Any] | None = None,
     ) -> Answer:
-        """`post`'s bounds (`seconds` in all, waiting for a connection included; at most
-        `ANSWER_MAX_BYTES` read) straight over the pool: no httpx request, response or
-        cookie jar, a third of a Web Push's CPU in the worker (specs/benchmark.md, issue 82).
-        `headers` are sent as they are (`Host` and `Content-Length` included). Raises
-        httpx's errors, as `post`."""
+        """`post`'s bounds straight over the pool, `headers` sent as they are: no httpx request,
+        response or cookie jar (a third of a Web Push's CPU, specs/benchmark.md)."""
         limits = {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
         request = httpcore.Request(
             "POST",
@@ -326,10 +311,8 @@ class Answer:
 
 
 def post(client: httpx.Client, url: str, *, seconds: float | None = None, **options: Any) -> Answer:
-    """POST within `seconds` in all (None: within the `deadline` around the call), reading at
-    most `ANSWER_MAX_BYTES` of the answer's body (a longer one is left unread and its
-    connection closed; a short one's is kept for the next call). Raises httpx's errors (a
-    timeout when the deadline passes)."""
+    """POST within `seconds` in all (None: the `deadline` around the call), reading at most
+    `ANSWER_MAX_BYTES` of the answer. Raises httpx's errors."""
     with ExitStack() as stack:
         if seconds is not None:
             stack.enter_context(deadline(seconds))
@@ -340,10 +323,8 @@ def post(client: httpx.Client, url: str, *, seconds: float | None = None, **opti
 def post_bytes(
     client: httpx.Client, url: str, content: bytes, headers: list[tuple[bytes, bytes]]
 ) -> Answer:
-    """`post` of `content` within the `deadline` around the call (and the client's timeout),
-    the request as httpx would send it (the same headers, in its order, then `headers` and
-    `Content-Length`), straight over a `bounded_client`'s pool: no httpx request, response
-    or cookie jar (a webhook's CPU, specs/benchmark.md, issue 82). Raises httpx's errors."""
+    """`post` of `content` as httpx would send it (its headers, then `headers`), straight over
+    a `bounded_client`'s pool (a webhook's CPU, specs/benchmark.md). Raises httpx's errors."""
     transport = transport_of(client)
     with _as_httpx(None):
         seconds = _left(client.timeout.read)

@@ -1,15 +1,6 @@
-"""Reminders that reach a person: the delivery engine's push and email sink adapters (issue
-72; specs/events.md, "Reminder deliveries"). The queue they serve, `reminder_deliveries`, is
-backend/events/deliveries.py; the lease, the retries and the dead letters are the engine's
-(backend/events/engine.py).
-
-`Channels.send` sends one leased row: a Web Push (RFC 8030 POST to the subscription's
-checked address, RFC 8291 `aes128gcm` body, RFC 8292 VAPID header, `Topic` from the event id)
-or an email (backend/services/mail.py: a reminder, or an address's confirmation), and
-classifies what came back (`Outcome`): delivered, retry (a `Retry-After` kept), dead (a
-retry cannot change it), gone (the push service's 404/410: the subscription ended) or
-dropped (no longer for its person). A repeat after a crash carries the same `Topic` (a push
-service replaces an undelivered one) and the same `Message-ID`.
+"""Reminders that reach a person: the engine's Web Push (RFC 8030/8291/8292) and email sink
+adapters for `reminder_deliveries`, each answer classified as an `Outcome` (specs/events.md,
+"Reminder deliveries"). A repeat carries the same push `Topic` and email `Message-ID`.
 """
 
 from __future__ import annotations
@@ -110,10 +101,8 @@ def _unpadded(value: str) -> bytes:
 
 
 def encrypt(body: bytes, p256dh: str, auth: str) -> bytes:
-    """RFC 8291's `aes128gcm` message for a subscription (its `p256dh` and `auth`, base64url):
-    ECDH with a fresh P-256 key of ours, by http-ece (RFC 8188). Its 86-byte header: a random
-    16-byte salt, record size 4096, and as key id our ephemeral public key (65 bytes, the
-    uncompressed point) the browser derives the secret with."""
+    """RFC 8291's `aes128gcm` message for a subscription (its `p256dh` and `auth`, base64url),
+    by http-ece with a fresh P-256 key of ours as the key id."""
     ours = ec.generate_private_key(ec.SECP256R1())
     encrypted: bytes = http_ece.encrypt(
         body,
@@ -127,9 +116,8 @@ def encrypt(body: bytes, p256dh: str, auth: str) -> bytes:
 
 
 class PushSender:
-    """One Web Push: encrypt with http-ece (`encrypt`), sign with py-vapid, POST to the
-    endpoint's checked address (no redirects, the whole call bounded): straight over the
-    pool of a `bounded_client` (`DeadlineTransport.post`), else with httpx (`post`)."""
+    """One Web Push to the endpoint's checked address (no redirects, the whole call bounded),
+    straight over a `bounded_client`'s pool, else with httpx (`post`)."""
 
     def __init__(self, settings: Settings, client: httpx.Client) -> None:
         self._settings = settings
@@ -141,9 +129,8 @@ class PushSender:
         self._signing = threading.Lock()
 
     def authorization(self, origin: str) -> str:
-        """The VAPID `Authorization` for pushes to `origin` (the JWT's `aud`): signed once
-        and reused while it has more than half its lifetime left, as RFC 8292 allows (one
-        JWT per push service, not per push: ~0.1 ms of CPU a push saved)."""
+        """The VAPID `Authorization` for `origin`, reused while more than half its lifetime is
+        left, as RFC 8292 allows (~0.1 ms of CPU a push saved)."""
         now = time.time()
         kept = self._signed.get(origin)
         if kept is not None and now < kept[1]:
@@ -237,10 +224,8 @@ def send_email(mail: MailSender, row: Any) -> Outcome:
 
 
 def send_confirmation(mail: MailSender, row: Any) -> Outcome:
-    """An address's confirmation link, queued by the PATCH that stored the address (migration
-    0097): its token derived from the settings' nonce; dropped when the link is no longer
-    the one stored (a later PATCH replaced it). The same `Message-ID` on every send of one
-    row."""
+    """An address's confirmation link, its token derived from the settings' nonce; dropped
+    when a later PATCH replaced the link."""
     if row.confirm_nonce is None:
         return Outcome(DROPPED)
     token = confirm_token(mail.settings, row.user_id, row.confirm_nonce)
@@ -255,8 +240,7 @@ Sender = Callable[[Any], Outcome]
 
 
 class Channels:
-    """The sink adapter of `reminder_deliveries`: each row by its channel's sender (`push`
-    with VAPID configured, `email` and `confirm` with SMTP), after the lease's checks."""
+    """The sink adapter of `reminder_deliveries`: each row by its channel's sender."""
 
     def __init__(
         self,

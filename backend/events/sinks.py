@@ -1,8 +1,6 @@
-"""Where outbox events go: Dapr's pub/sub API and Standard Webhooks endpoints, and
-`Fanout`, the delivery engine's adapter that sends one leased event to each of them.
-
-An event's body is built once per record from the outbox row; the task inside is rendered by
-the API's own `TaskPublic`, so a consumer sees exactly what `GET /api/tasks/{id}` shows.
+"""Where outbox events go: Dapr's pub/sub API and Standard Webhooks, and `Fanout`, the engine's
+adapter that sends one leased event to each; a task is rendered by the API's own `TaskPublic`,
+so a consumer sees what `GET /api/tasks/{id}` shows.
 """
 
 from __future__ import annotations
@@ -58,10 +56,8 @@ class EventRow(Protocol):
 
 
 class HostOnly(logging.Filter):
-    """On httpx's logger: a request's URL as its scheme and host only. httpx logs every
-    request with its whole URL (`HTTP Request: POST https://...`, INFO), and a webhook's
-    query (or path) may hold its receiver's credential, a push endpoint's path is the
-    subscription's capability; neither may reach a log line at any level."""
+    """On httpx's logger: a URL as its scheme and host only (a webhook's query may hold its
+    receiver's credential, a push endpoint's path is a capability)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
@@ -72,9 +68,8 @@ class HostOnly(logging.Filter):
 
 
 def urls_kept_out_of_logs() -> None:
-    """Install `HostOnly` on httpx's logger (once): the worker's sinks and the reminders'
-    pushes call it before their first request. A logger's own filter applies to every
-    record it makes, whatever handler (or level) shows it."""
+    """Install `HostOnly` on httpx's logger (once): a logger's own filter applies to every
+    record it makes, whatever handler shows it."""
     log = logging.getLogger("httpx")
     if not any(isinstance(f, HostOnly) for f in log.filters):
         log.addFilter(HostOnly())
@@ -89,10 +84,8 @@ def _instant(moment: datetime) -> str:
 
 
 def is_list_event(row: EventRow) -> bool:
-    """An event of a list itself or of what it holds besides its tasks' changes: the list,
-    its members, invitations and its tasks' children (comments, ...: migrations 0030, 0062).
-    It goes to the list topic, and a webhook's `type` is its own (`list.created`,
-    `member.added`, `comment.updated`, ...)."""
+    """An event of a list, its members, invitations or its tasks' children: to the list topic,
+    its webhook `type` its own (`member.added`, ...)."""
     return row.task_id is None or row.type.split(".", 1)[0] in _child_fields()
 
 
@@ -263,16 +256,10 @@ class WebhookSink:
 
 
 class Fanout:
-    """The outbox's sink adapter: one leased event to every sink that has not accepted it
-    yet (its `delivered_to`) and that the lease found it may go to (`sendable`: no earlier
-    event of its task, or of its list's own, still waits for that sink). Each sink's call is
-    its own (the first in the row's thread, the others in `calls`, at once), each within its
-    own deadline, so a sink that fails or never answers keeps no other sink waiting. Each
-    sink is a receiver of `receivers`, at most `receivers.bound` calls in flight (a fair
-    share of the lane's threads: `parallel` over the sinks); a full one is waited for
-    briefly when healthy, else not called this time. Delivered when all have it; a failed
-    attempt (naming the last sink that failed, with those that accepted) when a call
-    failed; else deferred (a sink not called), its acceptances recorded."""
+    """The outbox's sink adapter: one leased event to every sink it may go to (`sendable`)
+    that has not accepted it, each call at once (the first in the row's thread, the others
+    in `calls`) within its own deadline, so a failing sink keeps no other waiting; each
+    sink a receiver with a fair share of `parallel`. Deferred when a sink was not called."""
 
     def __init__(
         self,

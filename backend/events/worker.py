@@ -1,18 +1,7 @@
-"""The worker's loop: the delivery engine (backend/events/engine.py) run until told to stop.
-
-Each cycle fires due reminders (into the outbox), then pumps each lane of the engine: the
-outbox's (Dapr, webhooks: outbox.py, sinks.py) and the reminder deliveries' (Web Push,
-email, address confirmations: deliveries.py, notify.py). A pump records the sends that came
-back and leases the next in one short transaction; the sends run in the lane's own pool
-with no transaction and no connection held, and the loop does not wait for them: it waits
-the poll, or until a lane's sends in flight have fallen to half its window.
-Several workers, on several machines, share the work through SKIP LOCKED leases.
-
-Every send is bounded (backend/events/bounds.py): a total deadline, a cap on the answer read.
-A failed attempt is retried after `engine.next_try` (the rule of every sink); after
-`EVENT_MAX_ATTEMPTS` it is dead (`python -m backend events dead|requeue`). While the database
-is away the loop backs off (doubling its wait up to `DATABASE_AWAY_MAX_SECONDS`) and logs the
-first failure, then only every doubling.
+"""The worker's loop: fire due reminders, pump each lane of the delivery engine (the outbox's,
+the reminder deliveries'), prune; it waits the poll or until a lane has room, never for a
+send. While the database is away it backs off (up to `DATABASE_AWAY_MAX_SECONDS`), logging
+the 1st, 2nd, 4th... failure only. Several workers share the work through SKIP LOCKED leases.
 """
 
 from __future__ import annotations
@@ -219,7 +208,5 @@ class Worker:
                 logger.info("swept %d stored attachments with no row", swept)
 
     def deliver_batch(self) -> int:
-        """Lease, send and record one window of outbox events, waiting for their sends
-        (within half the lease); returns how many it leased. For tests and tools: the
-        worker's loop pumps without waiting."""
+        """`Lane.run` of the outbox (for tests and tools)."""
         return self.outbox.run()
