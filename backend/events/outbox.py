@@ -78,12 +78,9 @@ RETURNING t.id, t.event_id, t.user_id, t.task_id, t.list_id, t.type, t.task, t.l
 
 
 class ClaimedRow(EventRow, Protocol):
-    @property
-    def attempts(self) -> int: ...
-    @property
-    def delivered_to(self) -> list[str]: ...
-    @property
-    def sendable(self) -> list[str]: ...
+    attempts: int
+    delivered_to: list[str]
+    sendable: list[str]
 
 
 def lease(conn: Connection, batch: int, seconds: float, ready: Sequence[str]) -> list[ClaimedRow]:

@@ -29,30 +29,18 @@ logger = logging.getLogger(__name__)
 
 
 class EventRow(Protocol):
-    @property
-    def id(self) -> int: ...
-    @property
-    def event_id(self) -> Any: ...  # uuid.UUID
-    @property
-    def user_id(self) -> str: ...
-    @property
-    def task_id(self) -> int | None: ...
-    @property
-    def list_id(self) -> int | None: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def task(self) -> dict[str, Any] | None: ...
-    @property
-    def list(self) -> dict[str, Any] | None: ...
-    @property
-    def object(self) -> dict[str, Any] | None: ...
-    @property
-    def actor_id(self) -> str | None: ...
-    @property
-    def changes(self) -> dict[str, Any] | None: ...
-    @property
-    def occurred_at(self) -> datetime: ...
+    id: int
+    event_id: Any  # uuid.UUID
+    user_id: str
+    task_id: int | None
+    list_id: int | None
+    type: str
+    task: dict[str, Any] | None
+    list: dict[str, Any] | None
+    object: dict[str, Any] | None
+    actor_id: str | None
+    changes: dict[str, Any] | None
+    occurred_at: datetime
 
 
 class HostOnly(logging.Filter):
