@@ -113,8 +113,7 @@ Send = Callable[[Any], Outcome]
 class Receivers:
     """At most `bound` calls in flight per receiver. `enter` returns when its call began, or
     None (make no call): a full receiver that answers (a burst) is waited for up to
-    `patience`, a slow or failing one is not. `busy` names the full ones, which a lease
-    leaves aside."""
+    `patience`, a slow or failing one is not. A lease leaves the `busy` ones aside."""
 
     def __init__(self, bound: int, patience: float = RECEIVER_PATIENCE_SECONDS) -> None:
         self.bound = max(1, bound)

@@ -236,30 +236,19 @@ def send_confirmation(mail: MailSender, row: Any) -> Outcome:
     return _mailed(mail, message)
 
 
-Sender = Callable[[Any], Outcome]
-
-
 class Channels:
     """The sink adapter of `reminder_deliveries`: each row by its channel's sender."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        client: httpx.Client,
-        metrics: WorkerMetrics,
-        senders: dict[str, Sender] | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, client: httpx.Client, metrics: WorkerMetrics) -> None:
         urls_kept_out_of_logs()  # a push endpoint's path is its subscription's capability
         self._metrics = metrics
-        if senders is None:
-            senders = {}
-            if settings.push_on:
-                senders[PUSH] = PushSender(settings, client).send
-            mail = MailSender.configured(settings, keep=True)
-            if mail is not None:
-                senders[EMAIL] = partial(send_email, mail)
-                senders[CONFIRM] = partial(send_confirmation, mail)
-        self._senders = senders
+        self._senders: dict[str, Callable[[Any], Outcome]] = {}
+        if settings.push_on:
+            self._senders[PUSH] = PushSender(settings, client).send
+        mail = MailSender.configured(settings, keep=True)
+        if mail is not None:
+            self._senders[EMAIL] = partial(send_email, mail)
+            self._senders[CONFIRM] = partial(send_confirmation, mail)
 
     @property
     def channels(self) -> list[str]:

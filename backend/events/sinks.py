@@ -87,9 +87,8 @@ _OBJECT_FIELDS = {
 
 @cache
 def _child_fields() -> dict[str, tuple[str, ...] | None]:
-    """Each declared child's event noun and the fields of its row its events publish: its
-    public schema's (a comment's: `id`, `task_id`, `author_id`, `body`, `created_at`,
-    `updated_at`), else None (the stored row but its space and list)."""
+    """Each declared child's event noun and the fields its events publish: its public schema's,
+    else None (the stored row but its space and list)."""
     return {
         child.snake: None if child.public is None else tuple(child.public.model_fields)
         for child in task_children.CHILDREN
@@ -136,9 +135,8 @@ def _object_body(row: EventRow) -> dict[str, Any]:
 
 
 def event_body(row: EventRow) -> dict[str, Any]:
-    """The published event: a Task Event for a change, a List Event for a list's change, a
-    Reminder Event for a reminder (whose body the database built when it fired), each with
-    its `event_id`."""
+    """The published event: a Task Event, a List Event, or a Reminder Event (whose body the
+    database built when it fired), each with its `event_id`."""
     if row.type == REMINDER:
         return {**(row.task or {}), "event_id": str(row.event_id)}
     if _optional(row, "object") is not None:
@@ -181,9 +179,8 @@ class Sink(Protocol):
 
 @dataclass(frozen=True)
 class DaprSink:
-    """`POST {endpoint}/v1.0/publish/{pubsub}/{topic}`: Dapr wraps it in a CloudEvent and
-    hands it to the broker its component names (Kafka, Redis, ...). A kind of event whose
-    topic is None is not this sink's to publish: it accepts it without a call."""
+    """`POST {endpoint}/v1.0/publish/{pubsub}/{topic}`; an event whose topic is None is not
+    this sink's to publish: accepted without a call."""
 
     endpoint: str
     pubsub: str
@@ -255,8 +252,8 @@ class Fanout:
         client: httpx.Client,
         settings: Settings,
         metrics: WorkerMetrics,
-        parallel: int = 32,
-        calls: Executor | None = None,
+        parallel: int,
+        calls: Executor,
     ) -> None:
         self.sinks = tuple(sinks)
         self._client = client
@@ -290,23 +287,18 @@ class Fanout:
             began = self.receivers.enter(sink.name) if sink.name in allowed else None
             if began is not None:
                 called.append((sink, began))
-        later: list[tuple[Sink, Future[str | None]]] = []
+        later: list[tuple[Sink, float, Future[str | None]]] = []
         for sink, began in called[1:]:
-            if self._calls is None:
-                break
             try:
-                later.append((sink, self._calls.submit(self._call, sink, began, row, body)))
+                later.append((sink, began, self._calls.submit(self._call, sink, began, row, body)))
             except RuntimeError:  # the pool is shut down: the worker stops
                 self.receivers.leave(sink.name, began, ok=False)
         results = [(sink, self._call(sink, began, row, body)) for sink, began in called[:1]]
-        if self._calls is None:
-            results += [(sink, self._call(sink, began, row, body)) for sink, began in called[1:]]
-        starts = dict((sink.name, began) for sink, began in called)
-        for sink, future in later:
+        for sink, began, future in later:
             try:
                 results.append((sink, future.result()))
             except CancelledError:  # abandoned with the worker: not called
-                self.receivers.leave(sink.name, starts[sink.name], ok=False)
+                self.receivers.leave(sink.name, began, ok=False)
         errors = [(sink.name, error) for sink, error in results if error is not None]
         accepted += [sink.name for sink, error in results if error is None]
         if errors:

@@ -70,9 +70,7 @@ class Worker:
         # Every call bounded as a whole (bounds.deadline around each send), not per read.
         self._http = bounded_client(settings.event_delivery_timeout_seconds)
         # Pushes go to a client's URL: no redirects, no proxy from the environment.
-        self._push_http = bounded_client(
-            settings.push_timeout_seconds, follow_redirects=False, trust_env=False
-        )
+        self._push_http = bounded_client(settings.push_timeout_seconds, follow_redirects=False)
         self._pools = [
             ThreadPoolExecutor(max_workers=PARALLEL_DELIVERIES, thread_name_prefix="deliver"),
             ThreadPoolExecutor(max_workers=PARALLEL_NOTIFICATIONS, thread_name_prefix="notify"),
