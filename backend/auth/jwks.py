@@ -1,9 +1,6 @@
-"""The trusted issuer's JSON Web Key Set, fetched from `JWT_JWKS_URL` and cached.
-
-An unknown `kid` refetches at most once per `JWT_JWKS_MIN_REFETCH_SECONDS`, so forged `kid`s
-cannot make this process hammer the issuer; a failed fetch keeps the last good keys. The
-document is untrusted: its size and key count are capped, and only signature keys of an
-accepted type are kept.
+"""The trusted issuer's JSON Web Key Set, fetched from `JWT_JWKS_URL` and cached. An unknown
+`kid` refetches at most once per `JWT_JWKS_MIN_REFETCH_SECONDS` (forged `kid`s cannot make us
+hammer the issuer); a failed fetch keeps the last good keys; the document is capped in size.
 """
 
 from __future__ import annotations

@@ -109,14 +109,13 @@ def _stored_instant(value: Any) -> Any:
     return value
 
 
-def _object_body(row: EventRow) -> dict[str, Any]:
-    """A membership's, invitation's or task's child's (a comment's) event: the row's public
-    fields (a membership's member as `user_id`), under its kind's name (a child's noun)."""
+def _object_body(row: EventRow, body: dict[str, Any]) -> None:
+    """A membership's, invitation's or task's child's event: the row's public fields (a
+    membership's member as `user_id`), under its kind's name (a child's noun)."""
     kind = row.type.split(".", 1)[0]
     stored = dict(row.object or {})
     if kind == "member":
         stored["user_id"] = stored.get("member_id")
-    body: dict[str, Any] = {"event_id": str(row.event_id), "event_type": row.type}
     children = _child_fields()
     if kind in children:
         # The feed's `child` (backend/models/change.py), from the same row.
@@ -127,11 +126,6 @@ def _object_body(row: EventRow) -> dict[str, Any]:
     if fields is None:
         fields = tuple(name for name in stored if name not in ("user_id", "list_id"))
     body[kind] = {name: _stored_instant(stored.get(name)) for name in fields}
-    body["changes"] = row.changes
-    body["actor_id"] = row.actor_id
-    body["user_id"] = row.user_id
-    body["timestamp"] = _instant(row.occurred_at)
-    return body
 
 
 def event_body(row: EventRow) -> dict[str, Any]:
@@ -139,10 +133,10 @@ def event_body(row: EventRow) -> dict[str, Any]:
     database built when it fired), each with its `event_id`."""
     if row.type == REMINDER:
         return {**(row.task or {}), "event_id": str(row.event_id)}
-    if _optional(row, "object") is not None:
-        return _object_body(row)
     body: dict[str, Any] = {"event_id": str(row.event_id), "event_type": row.type}
-    if is_list_event(row):
+    if _optional(row, "object") is not None:
+        _object_body(row, body)
+    elif is_list_event(row):
         stored = None if row.list is None else ListData.model_validate(row.list)
         body["list_id"] = row.list_id
         body["list_data"] = None if stored is None else stored.model_dump(mode="json")
@@ -222,8 +216,7 @@ class WebhookSink:
 
     def send(self, client: httpx.Client, row: EventRow, body: dict[str, Any]) -> None:
         now = datetime.now(UTC)
-        # `reminder`, `list.created`, `member.added` (...) as they are; task changes as
-        # `task.<type>`.
+        # A reminder's and a list's own types as they are; a task change's as `task.<type>`.
         own = row.type == REMINDER or is_list_event(row)
         kind = row.type if own else f"task.{row.type}"
         payload = json.dumps(
@@ -344,9 +337,8 @@ def configured_sinks(settings: Settings) -> list[Sink]:
         sinks.append(dapr)
         updates = settings.dapr_task_updates_topic
         if updates is not None:
-            # Real-time sync: every change a client's copy of its tasks and lists needs, on
-            # one topic; reminders are not changes. A sink of its own, so a failure on one
-            # topic never re-publishes the event on the other (`delivered_to` per sink).
+            # Real-time sync: every change, not reminders, on one topic; a sink of its own, so
+            # a failure on one topic never re-publishes the event on the other.
             sinks.append(
                 replace(
                     dapr,

@@ -33,8 +33,7 @@ logger = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 300
 # Outbox events are sent this many at a time, in the outbox lane's pool.
 PARALLEL_DELIVERIES = 32
-# Reminders' pushes and emails run this many at a time, in a pool of their own: a slow
-# receiver of one lane never holds the other's threads.
+# Reminders' sends, in a pool of their own: a slow receiver never holds the other lane's threads.
 PARALLEL_NOTIFICATIONS = 32
 # While waiting for the poll, how often the loop looks at its stop event.
 STOP_CHECK_SECONDS = 0.25
@@ -139,8 +138,7 @@ class Worker:
                 self._away += 1
                 failed = database_failure(exc) if database_error(exc) else None
                 self.readiness.error = (failed or f"{type(exc).__name__}: {exc}")[:200]
-                # The first failure, then the 2nd, 4th, 8th...: a bounded number of lines
-                # however long it stays away. By its class and sender, never its SQL or values.
+                # The 1st, 2nd, 4th, 8th... failure only; never its SQL or values.
                 if self._away & (self._away - 1) == 0:
                     logger.error(
                         "delivery cycle failed (%d in a row)", self._away, exc_info=loggable(exc)

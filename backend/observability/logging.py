@@ -112,8 +112,7 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
             # Replaced by ACCESS_LOGGER (route template, user id, duration).
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
-            # initdb/pg_ctl output, one line per migration step, httpx's per request: only at
-            # DEBUG. The app logs its own lines instead (server started, migrations applied).
+            # Only at DEBUG: the app logs its own lines instead (server started, ...).
             **{name: {"level": quiet_level} for name in CHATTY_LOGGERS},
         },
     }

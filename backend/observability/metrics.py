@@ -1,8 +1,6 @@
-"""Prometheus metrics: HTTP requests (count, latency, in flight) and the database pool.
-
-With `serve --workers N`, prometheus_client's multiprocess mode: every worker writes files in
-PROMETHEUS_MULTIPROC_DIR and `/metrics`, whichever worker answers, sums them (so the pool
-figures are gauges each worker samples, not a collector reading one worker's pool).
+"""Prometheus metrics: HTTP requests (count, latency, in flight) and the database pool. With
+`serve --workers N`, every worker writes files in PROMETHEUS_MULTIPROC_DIR that `/metrics`
+sums (so the pool figures are gauges each worker samples).
 """
 
 from __future__ import annotations
@@ -123,8 +121,6 @@ class HttpMetrics:
         self._sample_pool()
         return generate_latest(self._exposed)
 
-    # -- database pool --------------------------------------------------------------------
-
     def watch_pool(self, engine: Engine, pool_size: int, max_overflow: int) -> None:
         """Keep the pool gauges current: sampled every `POOL_SAMPLE_SECONDS` by a daemon
         thread, and before every exposition."""
@@ -146,8 +142,6 @@ class HttpMetrics:
         count = self._pool.checkedout()
         self.pool_checked_out.set(count)
         self.pool_overflow.set(max(0, count - self._pool_size))
-
-    # -- worker lifecycle (multiprocess mode) ---------------------------------------------
 
     def _drop_dead_workers(self) -> None:
         """A worker that was killed never ran `close`; its live gauges would linger. Its
