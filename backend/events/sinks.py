@@ -275,11 +275,8 @@ class Fanout:
         except Exception as exc:  # a record no longer renderable must fail alone
             logger.exception("event %s cannot be rendered", row.event_id)
             return Outcome(RETRY, f"cannot render: {type(exc).__name__}", sink="render")
-        called: list[tuple[Sink, float]] = []
-        for sink in missing:
-            began = self.receivers.enter(sink.name) if sink.name in allowed else None
-            if began is not None:
-                called.append((sink, began))
+        entered = [(s, self.receivers.enter(s.name)) for s in missing if s.name in allowed]
+        called = [(sink, began) for sink, began in entered if began is not None]
         later: list[tuple[Sink, float, Future[str | None]]] = []
         for sink, began in called[1:]:
             try:
