@@ -107,7 +107,7 @@ def _closing_supervisor() -> type[Multiprocess]:
 def add_serve(sub: Subcommands) -> None:
     serve = sub.add_parser(
         "serve",
-        help="run the API server",
+        help="run the API (embedded PostgreSQL when DATABASE_URL is unset); add --dev locally",
         description="Run the API with uvicorn. Without DATABASE_URL (development and tests) "
         "it starts an embedded PostgreSQL. Before starting it checks that the database answers "
         "and its migrations are applied (applying them when auto-migrate is on), and exits "

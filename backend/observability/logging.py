@@ -44,14 +44,11 @@ class WithoutStatements(logging.Filter):
             if safe is not exc:
                 record.exc_info = (type(safe), safe, safe.__traceback__)
                 record.exc_text = None  # another handler may have rendered the original
-        if isinstance(record.args, tuple) and any(
-            isinstance(arg, BaseException) for arg in record.args
-        ):
+        args = record.args
+        if isinstance(args, tuple) and any(isinstance(a, BaseException) for a in args):
             record.args = tuple(
-                database_failure(arg)
-                if isinstance(arg, BaseException) and database_error(arg) is not None
-                else arg
-                for arg in record.args
+                database_failure(a) if isinstance(a, BaseException) and database_error(a) else a
+                for a in args
             )
         return True
 
