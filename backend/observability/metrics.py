@@ -44,17 +44,13 @@ POOL_SAMPLER = "pool-gauges"  # the sampling thread's name
 _LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
 
 
-def multiprocess_dir() -> str | None:
-    return os.environ.get(MULTIPROC_ENV) or None
-
-
 class HttpMetrics:
     """The app's metrics. One instance per app; label children are cached so a request
     costs two dict lookups and three value updates."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.multiprocess_dir = multiprocess_dir()
+        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
         labels = ("method", "route", "status")
         self.requests = Counter(
             "http_requests", "HTTP requests answered.", labels, registry=self.registry
