@@ -336,15 +336,8 @@ def configured_sinks(settings: Settings) -> list[Sink]:
         if updates is not None:
             # Real-time sync: every change, not reminders, on one topic; a sink of its own, so
             # a failure on one topic never re-publishes the event on the other.
-            sinks.append(
-                replace(
-                    dapr,
-                    name=f"dapr:{updates}",
-                    task_topic=updates,
-                    list_topic=updates,
-                    reminder_topic=None,
-                )
-            )
+            one = replace(dapr, task_topic=updates, list_topic=updates, reminder_topic=None)
+            sinks.append(replace(one, name=f"dapr:{updates}"))
     for target in settings.event_webhooks:
         url, secret = str(target.url), target.secret.get_secret_value()
         sinks.append(WebhookSink(url=url, secret=secret, name=target.name))
