@@ -164,9 +164,8 @@ def _head(chunks: Iterable[bytes]) -> tuple[bytes, bool]:
 
 
 class DeadlineTransport(httpx.BaseTransport):
-    """httpx's requests over httpcore's connection pool (both libraries' public API), its
-    sockets `DeadlineBackend`'s. Environment proxies are not used: a receiver is reached
-    directly (specs/events.md)."""
+    """httpx's requests over httpcore's connection pools (both libraries' public API), their
+    sockets `DeadlineBackend`'s; no proxy from the environment (specs/events.md)."""
 
     def __init__(self, limits: httpx.Limits = httpx.Limits()) -> None:
         # httpx's 100 connections, not httpcore's 10 (for which 32 threads would queue), over
@@ -293,8 +292,7 @@ def deadline(seconds: float) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Answer:
-    """A receiver's answer: its status, headers and at most `ANSWER_MAX_BYTES` of its body
-    (`cut`: there was more, unread)."""
+    """A receiver's answer, at most `ANSWER_MAX_BYTES` of its body (`cut`: more, unread)."""
 
     status_code: int
     headers: httpx.Headers

@@ -134,8 +134,7 @@ class DeliveryQueue:
     def exchange(
         self, db: Engine, settled: Sequence[Settled], lease: int, seconds: float
     ) -> tuple[list[Any], int]:
-        """One message, one transaction (autocommitted): the outcomes, grouped by kind,
-        then the lease of up to `lease` rows."""
+        """One message: the outcomes, grouped by kind, then the lease of up to `lease` rows."""
         values: dict[str, list[Any]] = {name: [] for _, names in _RECORDED for name in names}
         for done in settled:
             row, kind = done.row, done.kind

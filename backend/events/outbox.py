@@ -84,8 +84,7 @@ class ClaimedRow(EventRow, Protocol):
 
 
 def lease(conn: Connection, batch: int, seconds: float, ready: Sequence[str]) -> list[ClaimedRow]:
-    """Lease up to `batch` due rows for `seconds` (`attempts` counts this attempt) that may
-    go to a sink of `ready`; the caller commits at once. Oldest first."""
+    """Lease up to `batch` due rows for `seconds` that may go to a sink of `ready`, oldest first."""
     statement = text(_LEASE).bindparams(
         bindparam("ready", list(ready), type_=ARRAY(Text)),
         bindparam("batch", batch, type_=Integer),
@@ -139,8 +138,7 @@ def failed(
     error: str,
     retry_in: timedelta | None,
 ) -> None:
-    """Record a failed attempt (the lease that counted `attempts`): retry after `retry_in`,
-    or dead-letter it (None)."""
+    """A failed attempt of the lease that counted `attempts`: retry after `retry_in`, or dead."""
     values: dict[str, Any] = {"delivered_to": list(accepted_by), "last_error": error[:1000]}
     if retry_in is None:
         values["state"] = DEAD

@@ -256,8 +256,7 @@ class Fanout:
         self.receivers = Receivers(parallel // max(len(self.sinks), 1))
 
     def ready(self) -> list[str] | None:
-        """The sinks with room for a call (what a lease may lease rows for), or None when
-        there is no sink at all (every row is leased, and done with at once)."""
+        """The sinks with room for a call, or None when there is no sink at all."""
         if not self.sinks:
             return None
         busy = set(self.receivers.busy())
@@ -299,8 +298,8 @@ class Fanout:
         return Outcome(DELIVERED, accepted=accepted)
 
     def _call(self, sink: Sink, began: float, row: Any, body: dict[str, Any]) -> str | None:
-        """One sink's call within its deadline, its place at the receiver (taken at `began`)
-        given back: None when it accepted, else why not."""
+        """One sink's call within its deadline, its receiver's place given back: None, or why
+        it failed."""
         ok = False
         try:
             with deadline(self._seconds):

@@ -153,14 +153,12 @@ class Worker:
             logger.error("recording the last deliveries failed", exc_info=loggable(exc))
 
     def finish(self) -> None:
-        """Wait for every lane's sends in flight, each within half its lease (the lanes'
-        waits overlap: the longest bounds the whole), and record them."""
+        """Wait for every lane's sends in flight (the waits overlap) and record them."""
         for lane in self.lanes:
             lane.finish()
 
     def away_seconds(self) -> float:
-        """The wait after the `_away`-th failed cycle in a row: the poll, doubled each time,
-        at most `DATABASE_AWAY_MAX_SECONDS` (never a spin)."""
+        """The wait after the `_away`-th failed cycle in a row: the poll, doubled each time."""
         poll = self._settings.worker_poll_seconds
         doubled: float = poll * 2.0 ** min(self._away - 1, 20)
         return min(doubled, max(poll, DATABASE_AWAY_MAX_SECONDS))
