@@ -64,9 +64,8 @@ def issue_token(
     local: bool = True,
     token_version: int = 0,
 ) -> str:
-    """Sign an HS256 token for `user_id`. Built-in (`local`) tokens carry the account's
-    `token_version` and die when it is bumped. `local=False` mints one that behaves like an
-    external issuer's (its account is provisioned on first use): what the CLI hands out."""
+    """Sign an HS256 token for `user_id`: built-in (`local`, dies with its `token_version`), or
+    one that behaves like an external issuer's (its account provisioned on first use: the CLI's)."""
     now = int(time.time())
     lifetime = expires_in if expires_in is not None else settings.access_token_expire_minutes * 60
     claims: dict[str, Any] = {

@@ -33,9 +33,8 @@ _JSON_FIELDS = "%(levelname)s %(name)s %(process)d %(message)s %(correlation_id)
 
 
 class WithoutStatements(logging.Filter):
-    """On every handler: a record's database error (its exception, or an argument) keeps its
-    class, SQLSTATE and sender but not the statement's SQL nor its values, whoever logged it
-    (an exception group's exceptions each: `loggable`)."""
+    """On every handler: a record's database error (its exception or an argument) keeps its
+    class, SQLSTATE and sender, never the statement's SQL or values, whoever logged it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
