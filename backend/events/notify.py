@@ -43,8 +43,7 @@ TITLE_MAX_BYTES = 1000
 PUSH_TTL_SECONDS = 24 * 3600
 # The VAPID JWT's lifetime (RFC 8292: at most 24 h).
 VAPID_JWT_SECONDS = 12 * 3600
-# Push services' origins whose signed JWT is kept (a handful in practice: one per browser
-# vendor's service); past it the kept ones are dropped and signed again.
+# Push services' origins whose JWT is kept (a handful in practice); past it all are dropped.
 VAPID_ORIGINS_KEPT = 1024
 # A path's characters sent as they are (RFC 3986's); any other is percent-encoded.
 _URL_SAFE = "/?#[]@!$&'()*+,;=%:~-._"
