@@ -1,9 +1,5 @@
-"""EdDSA (Ed25519) for python-jose, which ships no OKP key type.
-
-Better Auth's JWT plugin signs with EdDSA by default. python-jose's extension point is
-`jose.jwk.register_key`; the class below implements its `Key` interface on `cryptography`'s
-Ed25519, and `register()` installs it under the JOSE name `EdDSA` (RFC 8037). Only Ed25519
-keys are accepted (`kty: OKP`, `crv: Ed25519`); Ed448 is refused.
+"""EdDSA (Ed25519, RFC 8037) for python-jose, which ships no OKP key type (Better Auth's JWT
+plugin signs with it): a `Key` on `cryptography`'s Ed25519, installed by `register()`.
 """
 
 from __future__ import annotations

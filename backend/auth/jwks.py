@@ -1,16 +1,6 @@
-"""The trusted issuer's JSON Web Key Set, fetched from `JWT_JWKS_URL` and cached.
-
-- Keys are cached for `JWT_JWKS_CACHE_SECONDS`; after that the next request refetches.
-- A token whose `kid` is not in the cache triggers a refetch, but at most one per
-  `JWT_JWKS_MIN_REFETCH_SECONDS` (also the pause after a failed fetch), so forged `kid`s
-  cannot make this process hammer the issuer, and a dead issuer does not slow every request.
-- Each fetch is bounded by `JWT_JWKS_TIMEOUT_SECONDS`. A failed fetch keeps the last good keys;
-  only when no key set was ever fetched does lookup fail with `JwksUnavailable` (503).
-- The document is untrusted input: size and key count are capped, entries that are not
-  signature keys of an accepted type are dropped. The URL comes from configuration only;
-  `jku`/`x5u`/`jwk` token headers are never looked at.
-
-One cache per process (on `app.state`); sync code (runs in the request thread pool).
+"""The trusted issuer's JSON Web Key Set, fetched from `JWT_JWKS_URL` and cached. An unknown
+`kid` refetches at most once per `JWT_JWKS_MIN_REFETCH_SECONDS` (forged `kid`s cannot make us
+hammer the issuer); a failed fetch keeps the last good keys; the document is capped in size.
 """
 
 from __future__ import annotations

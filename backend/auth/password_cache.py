@@ -1,16 +1,7 @@
-"""App passwords this process verified moments ago (specs/caldav.md, "Cost"), so a DAV client's
-next requests skip the check's message: the request enters as the password's account at once,
-and its entry checks in the request's own message that the password's row is still there,
-with the scope it was verified with (`dav.auth.DavWork(password=...)`), as a JWT's revocation is
-checked against the account's token version. A revoked password is refused by its next request.
-
-Keyed on the SHA-256 of the username, the password and the stored hash (no password is held);
-a value is what the database said of that exact pair: one account's id, the scope and the
-token version, never another username's. Only a successful check is stored (a wrong
-password, a refusal, a 429 never are). An entry lives at most `ttl` seconds; the least
-recently used go first past `max_entries`. A failed attempt drops every entry of its username
-and of its address, so the failure limits' 429 (which a right password gets too) is never
-skipped for a username or address that failed in this process since the entry was made.
+"""App passwords this process verified moments ago, so a DAV client's next requests skip the
+check's message; each request's own message still checks the password's row (specs/caldav.md,
+"Cost"). Keyed on a digest (no password held); a failed attempt drops every entry of its
+username and of its address, so the failure limits' 429 is never skipped.
 """
 
 from __future__ import annotations

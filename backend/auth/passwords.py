@@ -13,9 +13,8 @@ _password_hash = PasswordHash((Argon2Hasher(),))
 
 @lru_cache(maxsize=1)
 def dummy_hash() -> str:
-    """Verified against when an email is unknown, so a failed sign-in costs the same either
-    way. Made on first use (the app's start-up), not at import: an argon2 hash at import
-    would slow every CLI command."""
+    """Verified against for an unknown email, so a failed sign-in costs the same either way;
+    made on first use, not at import (an argon2 hash would slow every CLI command)."""
     return _password_hash.hash(uuid.uuid4().hex)
 
 

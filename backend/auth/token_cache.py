@@ -1,9 +1,6 @@
-"""A short-lived cache of verified shared-secret tokens, so a client's requests do not each
-pay for the signature check (the largest part of authenticating a request).
-
-Keyed on the whole token string; an entry lives at most `ttl` seconds and never past the
-token's own `exp`. Revocation and account deletion are checked against the user row on every
-request anyway. Bounded: the least recently used entries go first.
+"""A short-lived cache of verified shared-secret tokens: the signature check is most of a
+request's authentication. An entry never outlives the token's `exp`; revocation is checked
+against the user row on every request anyway.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""Bearer tokens: issuing built-in ones and verifying every kind.
+"""Bearer tokens: issuing built-in ones and verifying every kind (specs/api-contract.md).
 
-Strict by construction: the token's `alg` picks exactly one key source (HS256: the shared
-secret; else the JWKS key named by `kid`, whose type must fit) and python-jose is called with
-that single algorithm. `exp` and `sub` are required, `iss`/`aud` when configured; headers that
-point at keys (`jku`, `x5u`, `jwk`, `x5c`) are never used. Every failure, whatever a crafted
-payload makes a library raise (`"exp": 1e400`), is `InvalidToken` (401), in `decode_token`.
+The token's `alg` picks exactly one key source and python-jose is called with that single
+algorithm; whatever a crafted payload makes a library raise is `InvalidToken` (401).
 """
 
 from __future__ import annotations
@@ -67,9 +64,8 @@ def issue_token(
     local: bool = True,
     token_version: int = 0,
 ) -> str:
-    """Sign an HS256 token for `user_id`. Built-in (`local`) tokens carry the account's
-    `token_version` and die when it is bumped. `local=False` mints one that behaves like an
-    external issuer's (its account is provisioned on first use): what the CLI hands out."""
+    """Sign an HS256 token for `user_id`: built-in (`local`, dies with its `token_version`), or
+    one that behaves like an external issuer's (its account provisioned on first use: the CLI's)."""
     now = int(time.time())
     lifetime = expires_in if expires_in is not None else settings.access_token_expire_minutes * 60
     claims: dict[str, Any] = {
@@ -165,10 +161,8 @@ def _numeric_dates(claims: dict[str, Any]) -> dict[str, float]:
 
 
 def _check_time_claims(claims: dict[str, Any], *, leeway: int, max_lifetime: int | None) -> float:
-    """`exp` as a float, once the time claims' types and ranges are checked, the token was
-    not issued in the future (python-jose only checks that `iat` is a number) and, for tokens
-    from other issuers than the built-in one (`max_lifetime`), it lives no longer than that,
-    counted from its `iat` or from now, whichever is earlier."""
+    """`exp`, once the token is not issued in the future (python-jose only checks that `iat`
+    is a number) and lives at most `max_lifetime` from its `iat` or now, the earlier."""
     dates = _numeric_dates(claims)
     now = time.time()
     expires_at = dates["exp"]  # python-jose has required it

@@ -28,9 +28,8 @@ class TokenVerifier:
         self.fetches_keys = self._jwks is not None
 
     def verify(self, token: str) -> TokenClaims:
-        """The token's claims; `InvalidToken` (401) or `JwksUnavailable` (503) otherwise.
-        With a JWKS every token is verified against the current key set (a withdrawn key stops
-        working when the key cache says); without, from the short-lived cache."""
+        """The token's claims, else `InvalidToken` (401) or `JwksUnavailable` (503). With a JWKS
+        every token is checked against the current key set; without, from the short cache."""
         if self._jwks is not None:
             return decode_token(token, self._settings, self._jwks)
         claims = self._verified.get(token)

@@ -1,23 +1,6 @@
-"""Command line: `python -m backend <command>`.
-
-serve     run the API (embedded PostgreSQL when DATABASE_URL is unset); add --dev locally
-migrate   apply (up), roll back (down) or list (status) schema migrations
-token     mint a bearer token for a user id, for curl
-push-key  print a new VAPID key pair for Web Push (VAPID_PRIVATE_KEY)
-seed      fill a user's account with demo tasks (once: a second run adds nothing)
-check     check the configuration, the database connection and the migrations
-prune     delete expired Idempotency-Key records and task changes past retention
-worker    deliver task events and due reminders to Dapr pub/sub and signed webhooks
-events    event delivery: status (backlog; exit 1 when behind), dead, requeue
-db        reset: delete the local embedded database (development)
-openapi   print the OpenAPI document (specs/openapi.json is this output)
-mcp       serve the MCP tools over stdio for one user (desktop agents)
-mcp-tools print the MCP tool list (specs/mcp-tools.json is this output)
-docs      preview the documentation site (docs/) on http://127.0.0.1:8001
-
-Every command reads its settings from the environment and `.env`
-(docs/reference/configuration.md).
-Add --help after a command for its options, e.g. `python -m backend seed --help`.
+"""Command line: `python -m backend <command>`. Every command reads its settings from the
+environment and `.env` (docs/reference/configuration.md); add --help after a command for its
+options, e.g. `python -m backend seed --help`.
 """
 
 from __future__ import annotations

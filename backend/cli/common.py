@@ -87,10 +87,8 @@ def ready_database(settings: Settings, url: str) -> None:
 
     timeout = float(settings.db_connect_timeout_seconds)
     migration_url = database_url(settings, for_migrations=True)
-    names = ["DATABASE_URL"]
-    if migration_url != url:
-        names.append("DATABASE_MIGRATION_URL")
-    for name, candidate in zip(names, (url, migration_url), strict=False):
+    probes = [("DATABASE_URL", url), ("DATABASE_MIGRATION_URL", migration_url)]
+    for name, candidate in probes[: 1 if migration_url == url else 2]:
         finding = preflight.probe(name, candidate, timeout)
         if finding.level is preflight.Level.error:
             fail(finding.message)

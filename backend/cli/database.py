@@ -126,7 +126,7 @@ def add_migrate(sub: Subcommands) -> None:
 def add_prune(sub: Subcommands) -> None:
     prune = sub.add_parser(
         "prune",
-        help="delete expired Idempotency-Key records",
+        help="delete expired Idempotency-Key records and task changes past retention",
         description="Delete every expired Idempotency-Key record (kept "
         "IDEMPOTENCY_KEY_TTL_SECONDS, 24 h by default) in batches of short transactions. "
         "Keyed writes already prune a bounded batch each; run this from cron or a deploy "

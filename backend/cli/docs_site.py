@@ -1,8 +1,6 @@
-"""`python -m backend docs`: preview the documentation site (mkdocs.yml, docs/) locally.
-
-It runs `mkdocs serve` from the repository, which rebuilds the site on every change to docs/,
-specs/ or mkdocs.yml. MkDocs is a development tool (the test install, requirements-dev.lock),
-not a dependency of the API, so a runtime install gets one line saying how to get it.
+"""`python -m backend docs`: `mkdocs serve` of the documentation site (mkdocs.yml, docs/).
+MkDocs is a development tool, not the API's dependency: a runtime install gets one line saying
+how to get it.
 """
 
 from __future__ import annotations

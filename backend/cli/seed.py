@@ -35,7 +35,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 def add_seed(sub: Subcommands) -> None:
     seed = sub.add_parser(
         "seed",
-        help="fill a user's account with demo tasks",
+        help="fill a user's account with demo tasks (once: a second run adds nothing)",
         description="Create demo tasks for one user, through the same service the API uses "
         "(so every validation rule holds), with a progress bar. USER is an account's email "
         "or id; an unknown email is registered with --password, an unknown id is created "

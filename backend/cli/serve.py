@@ -17,8 +17,7 @@ if TYPE_CHECKING:
 
     from backend.cli.common import Subcommands
 
-# What `--reload` watches: the code (backend/). Not .data/ (every database write changed a file
-# there and restarted the server) nor tests or docs.
+# What `--reload` watches: backend/, not .data/ (every database write would restart it).
 RELOAD_DIRS = (Path(__file__).resolve().parent.parent,)
 # What uvicorn imports and calls in every worker (`--factory`): importing builds nothing.
 APP_FACTORY = "backend.main:create_app"
@@ -71,8 +70,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "reload_dirs": [str(path) for path in RELOAD_DIRS] if args.reload else None,
         "proxy_headers": True,
         "forwarded_allow_ips": args.forwarded_allow_ips,
-        # After SIGTERM, in-flight requests get this long to finish; new connections are
-        # refused from the start of the shutdown.
+        # After SIGTERM, requests in flight get this long; new connections are refused.
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
         "log_level": settings.log_level.lower(),
         # Applied again in every worker; uvicorn's access log is replaced by ours.
@@ -109,7 +107,7 @@ def _closing_supervisor() -> type[Multiprocess]:
 def add_serve(sub: Subcommands) -> None:
     serve = sub.add_parser(
         "serve",
-        help="run the API server",
+        help="run the API (embedded PostgreSQL when DATABASE_URL is unset); add --dev locally",
         description="Run the API with uvicorn. Without DATABASE_URL (development and tests) "
         "it starts an embedded PostgreSQL. Before starting it checks that the database answers "
         "and its migrations are applied (applying them when auto-migrate is on), and exits "

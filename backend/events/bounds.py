@@ -1,15 +1,6 @@
-"""Every send to a receiver bounded: a total deadline per call and a cap on what is read back.
-
-httpx's timeouts bound each connect, write and read, not a whole call: a receiver that
-trickles its answer a byte at a time (headers included) could hold a delivery thread for as
-long as it likes, and one that answers a huge body would be read to its end. So:
-
-- the worker's clients connect through `DeadlineBackend`, whose streams cut every connect,
-  read, write and TLS handshake at what is left of the call's deadline (`deadline`, set around
-  each call in the thread that makes it): a call ends by its deadline whatever the receiver
-  does, headers or body;
-- `post` streams the answer and reads at most `ANSWER_MAX_BYTES` of its body (the rest is
-  never read: the connection is closed, not reused).
+"""Every send to a receiver bounded: a total deadline per call (`deadline`, which
+`DeadlineBackend`'s sockets obey: httpx bounds each read, not a call, so a receiver trickling
+a byte at a time could hold a thread) and at most `ANSWER_MAX_BYTES` of its answer read.
 """
 
 from __future__ import annotations
@@ -158,19 +149,29 @@ class _Answer(httpx.SyncByteStream):
             close()
 
 
+def _core_url(u: httpx.URL) -> httpcore.URL:
+    return httpcore.URL(scheme=u.raw_scheme, host=u.raw_host, port=u.port, target=u.raw_path)
+
+
+def _head(chunks: Iterable[bytes]) -> tuple[bytes, bool]:
+    """At most `ANSWER_MAX_BYTES` of an answer's body, and whether there was more (unread)."""
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) > ANSWER_MAX_BYTES:
+            return head[:ANSWER_MAX_BYTES], True
+    return head, False
+
+
 class DeadlineTransport(httpx.BaseTransport):
-    """httpx's requests over httpcore's connection pool (both libraries' public API), its
-    sockets `DeadlineBackend`'s. Environment proxies are not used: a receiver is reached
-    directly (specs/events.md)."""
+    """httpx's requests over httpcore's connection pools (both libraries' public API), their
+    sockets `DeadlineBackend`'s; no proxy from the environment (specs/events.md)."""
 
     def __init__(self, limits: httpx.Limits = httpx.Limits()) -> None:
-        # httpx's own limit (100 connections), not httpcore's default of 10: past 10 the
-        # worker's 32 delivery threads would queue for a connection, and 10 receivers that
-        # never answer would hold every one of them. Shared out over `POOLS` pools, each
-        # thread always the same one's: a pool walks all its connections for each idle one
-        # on every request and answer, ~0.2 ms of a webhook's CPU at 32 connections in one
-        # pool. A pool keeps alive what it may open: httpcore closes an idle connection
-        # whenever its pool holds more than its keep-alive.
+        # httpx's 100 connections, not httpcore's 10 (for which 32 threads would queue), over
+        # `POOLS` pools, a thread always the same one's: a pool walks all its connections on
+        # every request (~0.2 ms of a webhook's CPU at 32). Keep-alive = its max: httpcore
+        # closes an idle connection whenever its pool holds more than its keep-alive.
         share = -(-limits.max_connections // POOLS) if limits.max_connections else None
         self.pools = [
             httpcore.ConnectionPool(
@@ -195,12 +196,9 @@ class DeadlineTransport(httpx.BaseTransport):
         return mine
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
         sent = httpcore.Request(
             method=request.method,
-            url=httpcore.URL(
-                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
-            ),
+            url=_core_url(request.url),
             headers=request.headers.raw,
             content=request.stream,
             extensions=request.extensions,
@@ -223,11 +221,8 @@ class DeadlineTransport(httpx.BaseTransport):
         seconds: float,
         extensions: dict[str, Any] | None = None,
     ) -> Answer:
-        """`post`'s bounds (`seconds` in all, waiting for a connection included; at most
-        `ANSWER_MAX_BYTES` read) straight over the pool: no httpx request, response or
-        cookie jar, a third of a Web Push's CPU in the worker (specs/benchmark.md, issue 82).
-        `headers` are sent as they are (`Host` and `Content-Length` included). Raises
-        httpx's errors, as `post`."""
+        """`post`'s bounds straight over the pool, `headers` sent as they are: no httpx request,
+        response or cookie jar (a third of a Web Push's CPU, specs/benchmark.md)."""
         limits = {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
         request = httpcore.Request(
             "POST",
@@ -239,12 +234,7 @@ class DeadlineTransport(httpx.BaseTransport):
         with deadline(seconds), _as_httpx(None):
             answer = self.pool.handle_request(request)
             try:
-                head, cut = b"", False
-                for chunk in answer.stream:  # type: ignore[union-attr]
-                    head += chunk
-                    if len(head) > ANSWER_MAX_BYTES:
-                        head, cut = head[:ANSWER_MAX_BYTES], True
-                        break
+                head, cut = _head(answer.stream)  # type: ignore[arg-type]
             finally:
                 answer.close()  # the rest unread: the connection is closed, not reused
         return Answer(answer.status, httpx.Headers(answer.headers), head, cut)
@@ -262,11 +252,8 @@ class DeadlineTransport(httpx.BaseTransport):
             if request.url.userinfo:
                 flow = httpx.BasicAuth(request.url.username, request.url.password)
                 request = next(flow.sync_auth_flow(request))
-            raw = request.url
             made = (
-                httpcore.URL(
-                    scheme=raw.raw_scheme, host=raw.raw_host, port=raw.port, target=raw.raw_path
-                ),
+                _core_url(request.url),
                 [(k, v) for k, v in request.headers.raw if k.lower() != b"content-length"],
             )
             self._targets[url] = made
@@ -305,8 +292,7 @@ def deadline(seconds: float) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Answer:
-    """A receiver's answer: its status, headers and at most `ANSWER_MAX_BYTES` of its body
-    (`cut`: there was more, unread)."""
+    """A receiver's answer, at most `ANSWER_MAX_BYTES` of its body (`cut`: more, unread)."""
 
     status_code: int
     headers: httpx.Headers
@@ -323,30 +309,20 @@ class Answer:
 
 
 def post(client: httpx.Client, url: str, *, seconds: float | None = None, **options: Any) -> Answer:
-    """POST within `seconds` in all (None: within the `deadline` around the call), reading at
-    most `ANSWER_MAX_BYTES` of the answer's body (a longer one is left unread and its
-    connection closed; a short one's is kept for the next call). Raises httpx's errors (a
-    timeout when the deadline passes)."""
+    """POST within `seconds` in all (None: the `deadline` around the call), reading at most
+    `ANSWER_MAX_BYTES` of the answer. Raises httpx's errors."""
     with ExitStack() as stack:
         if seconds is not None:
             stack.enter_context(deadline(seconds))
         response = stack.enter_context(client.stream("POST", url, **options))
-        head = b""
-        for chunk in response.iter_raw(1024):
-            head += chunk
-            if len(head) > ANSWER_MAX_BYTES:
-                cut = head[:ANSWER_MAX_BYTES]
-                return Answer(response.status_code, response.headers, cut, True)
-        return Answer(response.status_code, response.headers, head, False)
+        return Answer(response.status_code, response.headers, *_head(response.iter_raw(1024)))
 
 
 def post_bytes(
     client: httpx.Client, url: str, content: bytes, headers: list[tuple[bytes, bytes]]
 ) -> Answer:
-    """`post` of `content` within the `deadline` around the call (and the client's timeout),
-    the request as httpx would send it (the same headers, in its order, then `headers` and
-    `Content-Length`), straight over a `bounded_client`'s pool: no httpx request, response
-    or cookie jar (a webhook's CPU, specs/benchmark.md, issue 82). Raises httpx's errors."""
+    """`post` of `content` as httpx would send it (its headers, then `headers`), straight over
+    a `bounded_client`'s pool (a webhook's CPU, specs/benchmark.md). Raises httpx's errors."""
     transport = transport_of(client)
     with _as_httpx(None):
         seconds = _left(client.timeout.read)

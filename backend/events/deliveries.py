@@ -1,15 +1,6 @@
-"""The reminder deliveries queue of the delivery engine (backend/events/engine.py; specs/
-events.md, "Reminder deliveries"): every statement on `reminder_deliveries` the worker and
-the `events` commands run.
-
-A fired reminder's event makes one row per channel of its person (the trigger of migration
-0091, in the firing's transaction); an address's confirmation one `confirm` row (0097). The
-lease reads beside each row what sending needs, whether its person still reaches the task
-(the owner, or a member of its list) and still wants the channel, and holds a push or email
-whose person is in their quiet hours until the window ends (migration 0099) instead of
-sending it. Recording: a delivered or dropped row is deleted; a failure waits its retry; a
-dead one is kept (`state = 'dead'`, its `last_error`); a push service's 404/410 deletes the
-subscription (and, its foreign key's cascade, its pending rows).
+"""The reminder deliveries queue (`reminder_deliveries`: Web Push, email, address
+confirmations): every statement on it the worker and the `events` commands run (specs/events.md,
+"Reminder deliveries").
 """
 
 from __future__ import annotations
@@ -36,9 +27,8 @@ from backend.services.access import may
 
 
 def _readable() -> str:
-    """Whether the delivery's person may still read its task, as SQL on the lease's `t` (the
-    task) and `l` (the row): THE access predicate (`services.access.may`, reading a list's
-    tasks), with the row's person where a request binds its caller. Not restated here."""
+    """THE access predicate (`services.access.may`) as SQL on the lease's `t` (the task), with
+    `l`'s (the row's) person where a request binds its caller: not restated here."""
     tasks = Task.__table__.alias("t")  # type: ignore[attr-defined]
 
     def person(element: Any, **_: Any) -> Any:
@@ -52,11 +42,8 @@ def _readable() -> str:
     return f"({compiled})"
 
 
-# Lease: due rows, oldest first, skipping those another worker holds and pushes to a push
-# service (`push_origin`) that has no room for a call (`:busy`). A push or email whose
-# person is in their quiet hours (`quiet_until`, migration 0099) is moved to the window's end
-# instead, its attempt not counted, and not sent (`held`).
-# `READABLE`: the access predicate (`_readable`, compiled from our own statement, no value).
+# Due rows, skipping pushes to a full push service (`:busy`); one in its person's quiet hours
+# is moved to the window's end uncounted and not sent (`held`). `READABLE`: `_readable()`.
 _LEASE = """
 WITH due AS (
     SELECT id, CASE WHEN channel <> 'confirm'
@@ -126,6 +113,15 @@ FROM unnest(CAST(:dead_ids AS bigint[]), CAST(:dead_errors AS text[])) AS r(id, 
 WHERE d.id = r.id
 """
 
+# Each outcome's statement and the arrays it binds, in the order they run.
+_RECORDED = (
+    (_DELIVERED, ("finished",)),
+    (_GONE, ("users", "subscriptions")),
+    (_RETRY, ("ids", "waits", "errors")),
+    (_DEAD, ("dead_ids", "dead_errors")),
+    (_DEFERRED, ("deferred",)),
+)
+
 
 class DeliveryQueue:
     """`reminder_deliveries`: one row, one channel (`push`, `email`, `confirm`)."""
@@ -138,49 +134,34 @@ class DeliveryQueue:
     def exchange(
         self, db: Engine, settled: Sequence[Settled], lease: int, seconds: float
     ) -> tuple[list[Any], int]:
-        """One message, one transaction (autocommitted): the outcomes, grouped by kind,
-        then the lease of up to `lease` rows."""
-        finished: list[int] = []
-        deferred: list[int] = []
-        retry: dict[str, list[Any]] = {"ids": [], "waits": [], "errors": []}
-        dead: dict[str, list[Any]] = {"dead_ids": [], "dead_errors": []}
-        gone: dict[str, list[Any]] = {"users": [], "subscriptions": []}
+        """One message: the outcomes, grouped by kind, then the lease of up to `lease` rows."""
+        values: dict[str, list[Any]] = {name: [] for _, names in _RECORDED for name in names}
         for done in settled:
-            row, outcome = done.row, done.outcome
-            if done.kind in (engine.DELIVERED, engine.DROPPED):
-                finished.append(row.id)
-            elif done.kind == engine.GONE:
-                gone["users"].append(row.user_id)
-                gone["subscriptions"].append(row.subscription_id)
-            elif done.kind == engine.DEFERRED:
-                deferred.append(row.id)
-            elif done.kind == engine.RETRY:
-                retry["ids"].append(row.id)
-                retry["waits"].append(done.retry_in)
-                retry["errors"].append(outcome.error)
+            row, kind = done.row, done.kind
+            if kind in (engine.DELIVERED, engine.DROPPED):
+                values["finished"].append(row.id)
+            elif kind == engine.GONE:
+                values["users"].append(row.user_id)
+                values["subscriptions"].append(row.subscription_id)
+            elif kind == engine.DEFERRED:
+                values["deferred"].append(row.id)
+            elif kind == engine.RETRY:
+                values["ids"].append(row.id)
+                values["waits"].append(done.retry_in)
+                values["errors"].append(done.outcome.error)
             else:
-                dead["dead_ids"].append(row.id)
-                dead["dead_errors"].append(outcome.error)
-        parts: list[str] = []
-        values: dict[str, Any] = {}
-        groups: list[tuple[str, dict[str, list[Any]]]] = [
-            (_DELIVERED, {"finished": finished}),
-            (_GONE, gone),
-            (_RETRY, retry),
-            (_DEAD, dead),
-            (_DEFERRED, {"deferred": deferred}),
-        ]
-        for sql, group in groups:
-            if any(group.values()):
-                parts.append(sql)
-                values.update(group)
+                values["dead_ids"].append(row.id)
+                values["dead_errors"].append(done.outcome.error)
+        recorded = [(sql, names) for sql, names in _RECORDED if values[names[0]]]
+        parts = [sql for sql, _ in recorded]
+        bound: dict[str, Any] = {name: values[name] for _, names in recorded for name in names}
         if lease:
             parts.append(_LEASE)
-            values.update({"batch": lease, "lease": seconds, "busy": self._busy()})
+            bound.update({"batch": lease, "lease": seconds, "busy": self._busy()})
         if not parts:
             return [], 0
         with autocommitted(db) as conn:
-            result = conn.execute(text(";\n".join(parts)), values)
+            result = conn.execute(text(";\n".join(parts)), bound)
             rows = list(result.all()) if lease else []
         return [row for row in rows if not row.held], len(rows)
 
@@ -205,12 +186,8 @@ def push_origin(row: Any) -> str | None:
 
 
 class PerService:
-    """`Channels.send` with a bound per push service: at most `receivers.bound` pushes to
-    one origin in flight (half the lane's threads), so a person whose endpoints never
-    answer, or a push service that stalls, holds that many threads and no more; a push
-    beyond it waits briefly for a healthy service (a burst), else is deferred
-    (`engine.DEFERRED`), and the lease leaves that origin's rows aside until it has room.
-    Emails go to the one configured server: unbounded here."""
+    """`Channels.send` with at most half the lane's threads per push service (`Receivers`), so
+    a stalled one holds no more; emails go to the one configured server, unbounded here."""
 
     def __init__(self, channels: Channels, parallel: int) -> None:
         self._channels = channels
@@ -242,9 +219,7 @@ def reminder_lane(
     parallel: int,
     room: Any = None,
 ) -> Lane:
-    """The engine's lane for reminders' pushes and emails and address confirmations, sent
-    by `Channels` (backend/events/notify.py) over `client` in `pool`, a bound per push
-    service (`PerService`)."""
+    """The engine's lane for reminders' pushes and emails and address confirmations."""
     channels = Channels(settings, client, metrics)
     bounded = PerService(channels, parallel)
     slowest = max(settings.push_timeout_seconds, settings.smtp_timeout_seconds)

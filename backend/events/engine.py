@@ -1,30 +1,10 @@
-"""The delivery engine: one lease-send-record pipeline for every sink (specs/events.md,
-"Delivery").
+"""The delivery engine: one lease-send-record pipeline for every queue (the outbox, reminder
+deliveries) and one rule for attempts, backoff and dead letters (specs/events.md, "One engine").
 
-A queue is a table of things to send: the outbox (`task_events`, to Dapr and webhooks:
-backend/events/outbox.py) and `reminder_deliveries` (Web Push, reminders' and confirmation
-emails: backend/events/deliveries.py). A queue says how its rows are leased and how outcomes
-are recorded, in SQL; a sink adapter sends one leased row and classifies what came back
-(an `Outcome`). Everything else is here, once:
-
-- `Lane`: one queue's pipeline. At most `window` rows in flight; when they have fallen to
-  half, one short transaction records the outcomes that came back and leases the next rows
-  (each row's `next_attempt_at` a lease ahead, its attempt counted); the sends run in the
-  lane's own thread pool with no transaction and no pooled connection held. An outcome is
-  recorded only within half the lease: a send still running then leaves its row to be
-  leased again when the lease ends (at least once; the repeat carries the same event id,
-  push `Topic` and email `Message-ID`).
-- `Receivers`: a bound on the calls one receiver (a webhook, a push service's origin) may
-  have in flight. A send whose receiver is at its bound waits briefly if the receiver is
-  healthy (a burst), else is not made: the attempt ends `DEFERRED` (not counted) and the
-  row waits for the receiver to have room, so a receiver that never answers holds its bound
-  of threads, never the others'.
-- `Lane._settle`: attempts, backoff and dead letters. A failed attempt is retried after
-  `next_try` (full jitter, a receiver's `Retry-After` honoured within the bound) until
-  `EVENT_MAX_ATTEMPTS`, then it is dead: logged, counted in the metrics, and listed by
-  `python -m backend events dead`.
-
-The worker's loop (backend/events/worker.py) pumps every lane each cycle.
+A queue says in SQL how its rows are leased and outcomes recorded; a sink adapter sends one
+leased row and classifies the answer (`Outcome`); `Lane` does the rest with no transaction or
+pooled connection held while a receiver answers, and `Receivers` bounds each receiver's calls
+in flight so that one that never answers holds its own threads, never the others'.
 """
 
 from __future__ import annotations
@@ -60,9 +40,8 @@ RECEIVER_PATIENCE_SECONDS = 1.0
 
 @dataclass
 class Outcome:
-    """What one attempt ended in (one of the kinds above). `wait`: a receiver's Retry-After
-    in seconds; `sink`: which sink failed (metrics); `accepted`: the sinks that took it (an
-    outbox event goes to several; those are not sent it again)."""
+    """What one attempt ended in. `wait`: a receiver's Retry-After in seconds; `sink`: which
+    sink failed (metrics); `accepted`: the sinks that took it (not sent it again)."""
 
     kind: str
     error: str = ""
@@ -73,8 +52,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Settled:
-    """An outcome as recorded: `kind` after the retry rule (a `retry` out of attempts is
-    `dead`), `retry_in` seconds for a retry."""
+    """An outcome after the retry rule (a `retry` out of attempts is `dead`)."""
 
     row: Any
     kind: str
@@ -91,8 +69,8 @@ class Queue(Protocol):
         self, engine: Engine, settled: Sequence[Settled], lease: int, seconds: float
     ) -> tuple[list[Any], int]:
         """One short transaction: record `settled`, then lease up to `lease` due rows for
-        `seconds`; returns the rows to send and how many the lease took (a row can be leased
-        and not sent: one that waits for its person's quiet hours to end)."""
+        `seconds`; returns the rows to send and how many the lease took (a row held for its
+        person's quiet hours is leased, not sent)."""
         ...
 
     def observe(self, metrics: WorkerMetrics, settled: Settled) -> None: ...
@@ -112,9 +90,8 @@ def backoff(settings: Settings, attempts: int) -> timedelta:
 
 
 def next_try(settings: Settings, attempts: int, at_least: float | None = None) -> timedelta | None:
-    """THE retry rule of every sink (webhooks, Dapr, Web Push, email): after a failed attempt
-    (the `attempts`-th), when to try again (the backoff, or a receiver's `Retry-After` when
-    longer, within `EVENT_RETRY_MAX_SECONDS`), or None: out of attempts, dead-letter it."""
+    """THE retry rule of every sink: after the `attempts`-th failed attempt, the backoff (or a
+    longer `Retry-After`, within `EVENT_RETRY_MAX_SECONDS`), or None: dead-letter it."""
     if attempts >= settings.event_max_attempts:
         return None
     wait = backoff(settings, attempts)
@@ -125,8 +102,7 @@ def next_try(settings: Settings, attempts: int, at_least: float | None = None) -
 
 def lease_for(slowest_row_seconds: float, window: int, parallel: int) -> float:
     """How long a leased row stays another worker's to skip: twice what may be ahead of it
-    (every send at its deadline, as many waves as the pool needs for a window), so a live
-    worker records its outcome well before the lease ends."""
+    (every send at its deadline, in as many waves as the pool needs for a window)."""
     waves = -(-window // parallel)
     return 2 * waves * slowest_row_seconds
 
@@ -135,13 +111,9 @@ Send = Callable[[Any], Outcome]
 
 
 class Receivers:
-    """How many calls each receiver has in flight, each at most `bound`. `enter` takes a
-    place and returns when its call began (None: make no call). A full receiver that
-    answers (its last call succeeded within `patience` seconds, none of its calls in
-    flight older than that: a burst) is waited for, up to `patience`; a slow or failing
-    one is not: None at once. `leave` gives the place back with how the call went. `busy`
-    names the full ones, which a lease leaves aside (their rows wait, uncounted, for
-    room)."""
+    """At most `bound` calls in flight per receiver. `enter` returns when its call began, or
+    None (make no call): a full receiver that answers (a burst) is waited for up to
+    `patience`, a slow or failing one is not. A lease leaves the `busy` ones aside."""
 
     def __init__(self, bound: int, patience: float = RECEIVER_PATIENCE_SECONDS) -> None:
         self.bound = max(1, bound)
@@ -196,12 +168,9 @@ class _Flight:
 
 
 class Lane:
-    """One queue's pipeline: lease, send with nothing held, record (the module's docstring).
-
-    `room` is set when the sends in flight have fallen to half the window (more may be due)
-    or to none (all to record): the worker's loop then pumps again. Lanes of one worker share
-    one event, which the loop clears before it pumps them all (a lane clears only its own:
-    one lane's pump must not lose another's wake-up)."""
+    """One queue's pipeline. `room` is set when the sends in flight have fallen to half the
+    window or to none: pump again. A shared `room` is cleared by the loop, never by a lane
+    (one lane's pump must not lose another's wake-up)."""
 
     def __init__(
         self,
@@ -245,9 +214,8 @@ class Lane:
             return self._sending
 
     def pump(self, lease: bool = True) -> int:
-        """Record the sends that finished and, when at most half the window is in flight
-        (and `lease`), lease up to the window's room, in one transaction; returns how many
-        rows it leased. Never waits for a send."""
+        """Record the sends that finished and, when at most half the window is in flight,
+        lease up to its room, in one transaction; returns how many it leased. Never waits."""
         if self._own_room:
             self.room.clear()
         now = time.monotonic()
@@ -276,8 +244,7 @@ class Lane:
         return taken
 
     def run(self) -> int:
-        """Lease, send and record one batch, waiting for it (within half the lease): the
-        pump's steps in turn, for tests and tools; returns how many rows it leased."""
+        """Lease, send and record one batch, waiting for it (for tests and tools)."""
         leased = self.pump()
         self.finish()
         return leased
@@ -289,8 +256,7 @@ class Lane:
         return min(f.leased_at for f in self._flights.values()) + self.lease_seconds / 2
 
     def finish(self, until: float | None = None) -> None:
-        """Wait for the sends in flight (each within half its lease, or until `until`) and
-        record them."""
+        """Wait for the sends in flight (within half their lease, or `until`); record them."""
         end = self.deadline() if until is None else until
         if end is None:
             return
@@ -312,8 +278,7 @@ class Lane:
             return Outcome(RETRY, f"{type(exc).__name__}", sink="send")
 
     def _settle(self, row: Any, outcome: Outcome) -> Settled:
-        """The one rule for a failed attempt: retry after `next_try`, or dead. A deferred
-        one (its receiver was full) was no attempt: the queue records it uncounted."""
+        """A failed attempt is retried after `next_try`, or dead; a deferred one was none."""
         kind = outcome.kind
         if kind == DEFERRED:
             return Settled(row, DEFERRED, outcome)

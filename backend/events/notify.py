@@ -1,15 +1,6 @@
-"""Reminders that reach a person: the delivery engine's push and email sink adapters (issue
-72; specs/events.md, "Reminder deliveries"). The queue they serve, `reminder_deliveries`, is
-backend/events/deliveries.py; the lease, the retries and the dead letters are the engine's
-(backend/events/engine.py).
-
-`Channels.send` sends one leased row: a Web Push (RFC 8030 POST to the subscription's
-checked address, RFC 8291 `aes128gcm` body, RFC 8292 VAPID header, `Topic` from the event id)
-or an email (backend/services/mail.py: a reminder, or an address's confirmation), and
-classifies what came back (`Outcome`): delivered, retry (a `Retry-After` kept), dead (a
-retry cannot change it), gone (the push service's 404/410: the subscription ended) or
-dropped (no longer for its person). A repeat after a crash carries the same `Topic` (a push
-service replaces an undelivered one) and the same `Message-ID`.
+"""Reminders that reach a person: the engine's Web Push (RFC 8030/8291/8292) and email sink
+adapters for `reminder_deliveries`, each answer classified as an `Outcome` (specs/events.md,
+"Reminder deliveries"). A repeat carries the same push `Topic` and email `Message-ID`.
 """
 
 from __future__ import annotations
@@ -22,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from email.message import Message
 from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any
@@ -38,12 +30,7 @@ from backend.events.bounds import Answer, post, transport_of
 from backend.events.engine import DEAD, DELIVERED, DROPPED, GONE, RETRY, Outcome
 from backend.events.health import WorkerMetrics
 from backend.events.sinks import urls_kept_out_of_logs
-from backend.services.mail import (
-    MailFailed,
-    MailSender,
-    confirmation_message,
-    reminder_message,
-)
+from backend.services.mail import MailFailed, MailSender, confirmation_message, reminder_message
 from backend.services.notification_settings import confirm_token, token_hash
 from backend.services.push_endpoints import UnsafeEndpoint, resolve
 
@@ -56,8 +43,7 @@ TITLE_MAX_BYTES = 1000
 PUSH_TTL_SECONDS = 24 * 3600
 # The VAPID JWT's lifetime (RFC 8292: at most 24 h).
 VAPID_JWT_SECONDS = 12 * 3600
-# Push services' origins whose signed JWT is kept (a handful in practice: one per browser
-# vendor's service); past it the kept ones are dropped and signed again.
+# Push services' origins whose JWT is kept (a handful in practice); past it all are dropped.
 VAPID_ORIGINS_KEPT = 1024
 # A path's characters sent as they are (RFC 3986's); any other is percent-encoded.
 _URL_SAFE = "/?#[]@!$&'()*+,;=%:~-._"
@@ -109,10 +95,8 @@ def _unpadded(value: str) -> bytes:
 
 
 def encrypt(body: bytes, p256dh: str, auth: str) -> bytes:
-    """RFC 8291's `aes128gcm` message for a subscription (its `p256dh` and `auth`, base64url):
-    ECDH with a fresh P-256 key of ours, by http-ece (RFC 8188). Its 86-byte header: a random
-    16-byte salt, record size 4096, and as key id our ephemeral public key (65 bytes, the
-    uncompressed point) the browser derives the secret with."""
+    """RFC 8291's `aes128gcm` message for a subscription (its `p256dh` and `auth`, base64url),
+    by http-ece with a fresh P-256 key of ours as the key id."""
     ours = ec.generate_private_key(ec.SECP256R1())
     encrypted: bytes = http_ece.encrypt(
         body,
@@ -126,9 +110,8 @@ def encrypt(body: bytes, p256dh: str, auth: str) -> bytes:
 
 
 class PushSender:
-    """One Web Push: encrypt with http-ece (`encrypt`), sign with py-vapid, POST to the
-    endpoint's checked address (no redirects, the whole call bounded): straight over the
-    pool of a `bounded_client` (`DeadlineTransport.post`), else with httpx (`post`)."""
+    """One Web Push to the endpoint's checked address (no redirects, the whole call bounded),
+    straight over a `bounded_client`'s pool, else with httpx (`post`)."""
 
     def __init__(self, settings: Settings, client: httpx.Client) -> None:
         self._settings = settings
@@ -140,9 +123,8 @@ class PushSender:
         self._signing = threading.Lock()
 
     def authorization(self, origin: str) -> str:
-        """The VAPID `Authorization` for pushes to `origin` (the JWT's `aud`): signed once
-        and reused while it has more than half its lifetime left, as RFC 8292 allows (one
-        JWT per push service, not per push: ~0.1 ms of CPU a push saved)."""
+        """The VAPID `Authorization` for `origin`, reused while more than half its lifetime is
+        left, as RFC 8292 allows (~0.1 ms of CPU a push saved)."""
         now = time.time()
         kept = self._signed.get(origin)
         if kept is not None and now < kept[1]:
@@ -223,60 +205,44 @@ class PushSender:
         return Outcome(DEAD, said)
 
 
-def send_email(mail: MailSender, row: Any) -> Outcome:
+def _mailed(mail: MailSender, message: Message) -> Outcome:
     try:
-        mail.deliver(reminder_message(mail.settings, row))
+        mail.deliver(message)
     except MailFailed as exc:
-        return Outcome(DEAD if exc.permanent else "retry", str(exc))
+        return Outcome(DEAD if exc.permanent else RETRY, str(exc))
     return Outcome(DELIVERED)
 
 
+def send_email(mail: MailSender, row: Any) -> Outcome:
+    return _mailed(mail, reminder_message(mail.settings, row))
+
+
 def send_confirmation(mail: MailSender, row: Any) -> Outcome:
-    """An address's confirmation link, queued by the PATCH that stored the address (migration
-    0097): its token derived from the settings' nonce; dropped when the link is no longer
-    the one stored (a later PATCH replaced it). The same `Message-ID` on every send of one
-    row."""
-    stored = row.payload or {}
+    """An address's confirmation link, its token derived from the settings' nonce; dropped
+    when a later PATCH replaced the link."""
     if row.confirm_nonce is None:
         return Outcome(DROPPED)
     token = confirm_token(mail.settings, row.user_id, row.confirm_nonce)
     if row.confirm_token_hash != token_hash(token):
         return Outcome(DROPPED)
-    message = confirmation_message(
-        mail.settings, row.user_id, str(stored.get("address")), token, row.event_id
-    )
-    try:
-        mail.deliver(message)
-    except MailFailed as exc:
-        return Outcome(DEAD if exc.permanent else "retry", str(exc))
-    return Outcome(DELIVERED)
-
-
-Sender = Callable[[Any], Outcome]
+    address = str((row.payload or {}).get("address"))
+    message = confirmation_message(mail.settings, row.user_id, address, token, row.event_id)
+    return _mailed(mail, message)
 
 
 class Channels:
-    """The sink adapter of `reminder_deliveries`: each row by its channel's sender (`push`
-    with VAPID configured, `email` and `confirm` with SMTP), after the lease's checks."""
+    """The sink adapter of `reminder_deliveries`: each row by its channel's sender."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        client: httpx.Client,
-        metrics: WorkerMetrics,
-        senders: dict[str, Sender] | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, client: httpx.Client, metrics: WorkerMetrics) -> None:
         urls_kept_out_of_logs()  # a push endpoint's path is its subscription's capability
         self._metrics = metrics
-        if senders is None:
-            senders = {}
-            if settings.push_on:
-                senders[PUSH] = PushSender(settings, client).send
-            mail = MailSender.configured(settings, keep=True)
-            if mail is not None:
-                senders[EMAIL] = partial(send_email, mail)
-                senders[CONFIRM] = partial(send_confirmation, mail)
-        self._senders = senders
+        self._senders: dict[str, Callable[[Any], Outcome]] = {}
+        if settings.push_on:
+            self._senders[PUSH] = PushSender(settings, client).send
+        mail = MailSender.configured(settings, keep=True)
+        if mail is not None:
+            self._senders[EMAIL] = partial(send_email, mail)
+            self._senders[CONFIRM] = partial(send_confirmation, mail)
 
     @property
     def channels(self) -> list[str]:

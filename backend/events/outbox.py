@@ -1,18 +1,8 @@
-"""The outbox queue of the delivery engine (backend/events/engine.py): every statement on
-`task_events` that delivery runs (the trigger writes the rows; the change feed reads them in
-backend/services/changes.py).
-
-Lease, send, record (specs/events.md, "Delivery"): the engine leases due rows (FOR UPDATE
-SKIP LOCKED): each row's `next_attempt_at` moves to the lease's end and its `attempts` counts
-the attempt. The sends run with no transaction and no connection held. The outcomes are
-recorded in the short transaction of the next lease, each only while the row still carries
-its lease (`attempts` unchanged, still pending): a row whose lease ended and that another
-worker leased again is that worker's. A worker that dies mid-send leaves its rows leased;
-they are leased again when the lease ends (at least once, the repeat with the same event id).
-A record goes to a sink only once every earlier pending record of its task (its changes and
-comments), or of its list for the list's own, membership and invitation events, has reached
-that sink; a leased or retrying record is still pending, so a task's events reach each sink
-in order even with many workers, and a sink that fails holds back only its own deliveries.
+"""The outbox queue (`task_events` to Dapr and webhooks): every statement delivery runs on it
+(specs/events.md, "Guarantees"). An outcome is recorded only while the row still carries its
+lease (`attempts` unchanged, still pending): a row leased again after its lease ended is the
+other worker's. A record goes to a sink only once its task's (or list's) earlier pending
+records reached that sink, so each sink gets a task's events in order with many workers.
 """
 
 from __future__ import annotations
@@ -48,11 +38,9 @@ from backend.models.notification_settings import ReminderDelivery
 _E = TaskEvent.__table__.c  # type: ignore[attr-defined]
 PENDING, DELIVERED, DEAD = DeliveryState.pending, DeliveryState.delivered, DeliveryState.dead
 
-# Lease: due rows, oldest first, skipping those another worker holds, each with the sinks it
-# may go to now (`sendable`): of those with room (`:ready`), the ones it has not reached and
-# no earlier pending event of its task (or, for a list's own events, of its list) still
-# waits for. A row with none is not leased (with no sink at all, `done_unsent` instead). The
-# two NOT EXISTS read the pending partial indexes.
+# Due rows, each with the sinks of `:ready` it may go to now (`sendable`: not reached, and no
+# earlier pending event of its task, or list, waits for it); a row with none is not leased.
+# The two NOT EXISTS read the pending partial indexes.
 _LEASE = """
 WITH due AS (
     SELECT c.id, x.sendable
@@ -90,17 +78,13 @@ RETURNING t.id, t.event_id, t.user_id, t.task_id, t.list_id, t.type, t.task, t.l
 
 
 class ClaimedRow(EventRow, Protocol):
-    @property
-    def attempts(self) -> int: ...
-    @property
-    def delivered_to(self) -> list[str]: ...
-    @property
-    def sendable(self) -> list[str]: ...
+    attempts: int
+    delivered_to: list[str]
+    sendable: list[str]
 
 
 def lease(conn: Connection, batch: int, seconds: float, ready: Sequence[str]) -> list[ClaimedRow]:
-    """Lease up to `batch` due rows for `seconds` (`attempts` counts this attempt) that may
-    go to a sink of `ready`; the caller commits at once. Oldest first."""
+    """Lease up to `batch` due rows for `seconds` that may go to a sink of `ready`, oldest first."""
     statement = text(_LEASE).bindparams(
         bindparam("ready", list(ready), type_=ARRAY(Text)),
         bindparam("batch", batch, type_=Integer),
@@ -110,10 +94,8 @@ def lease(conn: Connection, batch: int, seconds: float, ready: Sequence[str]) ->
     return sorted(cast(list[ClaimedRow], rows), key=lambda row: row.id)
 
 
-# With no sink configured nothing is sent: due rows are done with in one statement, with no
-# row read back (a lease's rows would be sent nowhere and recorded in the next transaction).
-# The batch is a CTE, chosen once: a LIMIT in an `IN (...)` may be run again by the plan and
-# pick more rows.
+# With no sink, due rows are done with in one statement. A MATERIALIZED CTE: a LIMIT in an
+# `IN (...)` may be run again by the plan and pick more rows.
 _DONE_UNSENT = text(
     """
     WITH due AS MATERIALIZED (
@@ -156,12 +138,8 @@ def failed(
     error: str,
     retry_in: timedelta | None,
 ) -> None:
-    """Record a failed attempt (the lease that counted `attempts`): retry after `retry_in`,
-    or dead-letter it (None)."""
-    values: dict[str, Any] = {
-        "delivered_to": list(accepted_by),
-        "last_error": error[:1000],
-    }
+    """A failed attempt of the lease that counted `attempts`: retry after `retry_in`, or dead."""
+    values: dict[str, Any] = {"delivered_to": list(accepted_by), "last_error": error[:1000]}
     if retry_in is None:
         values["state"] = DEAD
     else:
@@ -170,9 +148,8 @@ def failed(
 
 
 def deferred(conn: Connection, row_id: int, *, attempts: int, accepted_by: Sequence[str]) -> None:
-    """Record an attempt that called no failing sink but left one uncalled (full, or behind
-    an earlier event): its acceptances kept, the attempt not counted, due again at once (a
-    lease takes it when a sink it still needs has room)."""
+    """An attempt that left a sink uncalled (full) and none failed: acceptances kept, the
+    attempt uncounted, due again at once."""
     conn.execute(
         update(TaskEvent)
         .where(_held(row_id, attempts))
@@ -186,8 +163,7 @@ def deferred(conn: Connection, row_id: int, *, attempts: int, accepted_by: Seque
 
 @dataclass(frozen=True)
 class Backlog:
-    """Both queues' backlog: the outbox's pending and dead events and the age of the oldest
-    pending one; reminder deliveries' (pushes, emails, confirmations) pending and dead."""
+    """Both queues' pending and dead rows, and the outbox's oldest pending event."""
 
     pending: int
     oldest_pending: datetime | None
@@ -203,9 +179,8 @@ class Backlog:
         return max(0.0, (self.now - self.oldest_pending).total_seconds())
 
 
-# Each part reads only its partial index (and the pending rows' heap for their age), never
-# the delivered rows kept for the retention period: this runs on every poll of every worker.
-# `reminder_deliveries` holds only what is not yet delivered (a delivered row is deleted).
+# Each part reads only its partial index, never the delivered rows kept for retention: this
+# runs on every poll of every worker.
 _PENDING = _E.state == PENDING
 _D = ReminderDelivery.__table__.c  # type: ignore[attr-defined]
 _BACKLOG = select(
@@ -224,22 +199,9 @@ def backlog(conn: Connection) -> Backlog:
 
 
 def dead_letters(conn: Connection, limit: int) -> Sequence[Any]:
-    return conn.execute(
-        select(
-            _E.id,
-            _E.event_id,
-            _E.type,
-            _E.task_id,
-            _E.list_id,
-            _E.user_id,
-            _E.attempts,
-            _E.occurred_at,
-            _E.last_error,
-        )
-        .where(_E.state == DEAD)
-        .order_by(_E.id)
-        .limit(limit)
-    ).all()
+    shown = (_E.id, _E.event_id, _E.type, _E.task_id, _E.list_id, _E.user_id, _E.attempts)
+    query = select(*shown, _E.occurred_at, _E.last_error).where(_E.state == DEAD)
+    return conn.execute(query.order_by(_E.id).limit(limit)).all()
 
 
 def requeue(conn: Connection, ids: Sequence[int] | None) -> int:
@@ -254,9 +216,8 @@ def requeue(conn: Connection, ids: Sequence[int] | None) -> int:
 
 
 class OutboxQueue:
-    """`task_events` to the configured sinks (Dapr, webhooks): one row, every sink that has
-    not accepted it yet (`delivered_to`), in order per task and sink. `ready`: the sinks with
-    room for a call now (`Fanout.ready`; None: no sink at all)."""
+    """`task_events` to every sink that has not accepted a row yet (`delivered_to`). `ready`:
+    the sinks with room for a call now (`Fanout.ready`; None: no sink at all)."""
 
     name = "outbox"
 

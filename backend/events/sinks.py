@@ -1,15 +1,13 @@
-"""Where outbox events go: Dapr's pub/sub API and Standard Webhooks endpoints, and
-`Fanout`, the delivery engine's adapter that sends one leased event to each of them.
-
-An event's body is built once per record from the outbox row; the task inside is rendered by
-the API's own `TaskPublic`, so a consumer sees exactly what `GET /api/tasks/{id}` shows.
+"""Where outbox events go: Dapr's pub/sub API and Standard Webhooks, and `Fanout`, the engine's
+adapter that sends one leased event to each; a task is rendered by the API's own `TaskPublic`,
+so a consumer sees what `GET /api/tasks/{id}` shows.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Executor, Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -27,39 +25,27 @@ from backend.models import TaskPublic, task_children
 from backend.models.task_event import REMINDER
 from backend.models.task_list import ListData
 
+logger = logging.getLogger(__name__)
+
 
 class EventRow(Protocol):
-    @property
-    def id(self) -> int: ...
-    @property
-    def event_id(self) -> Any: ...  # uuid.UUID
-    @property
-    def user_id(self) -> str: ...
-    @property
-    def task_id(self) -> int | None: ...
-    @property
-    def list_id(self) -> int | None: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def task(self) -> dict[str, Any] | None: ...
-    @property
-    def list(self) -> dict[str, Any] | None: ...
-    @property
-    def object(self) -> dict[str, Any] | None: ...
-    @property
-    def actor_id(self) -> str | None: ...
-    @property
-    def changes(self) -> dict[str, Any] | None: ...
-    @property
-    def occurred_at(self) -> datetime: ...
+    id: int
+    event_id: Any  # uuid.UUID
+    user_id: str
+    task_id: int | None
+    list_id: int | None
+    type: str
+    task: dict[str, Any] | None
+    list: dict[str, Any] | None
+    object: dict[str, Any] | None
+    actor_id: str | None
+    changes: dict[str, Any] | None
+    occurred_at: datetime
 
 
 class HostOnly(logging.Filter):
-    """On httpx's logger: a request's URL as its scheme and host only. httpx logs every
-    request with its whole URL (`HTTP Request: POST https://...`, INFO), and a webhook's
-    query (or path) may hold its receiver's credential, a push endpoint's path is the
-    subscription's capability; neither may reach a log line at any level."""
+    """On httpx's logger: a URL as its scheme and host only (a webhook's query may hold its
+    receiver's credential, a push endpoint's path is a capability)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
@@ -70,9 +56,8 @@ class HostOnly(logging.Filter):
 
 
 def urls_kept_out_of_logs() -> None:
-    """Install `HostOnly` on httpx's logger (once): the worker's sinks and the reminders'
-    pushes call it before their first request. A logger's own filter applies to every
-    record it makes, whatever handler (or level) shows it."""
+    """Install `HostOnly` on httpx's logger (once): a logger's own filter applies to every
+    record it makes, whatever handler shows it."""
     log = logging.getLogger("httpx")
     if not any(isinstance(f, HostOnly) for f in log.filters):
         log.addFilter(HostOnly())
@@ -87,10 +72,8 @@ def _instant(moment: datetime) -> str:
 
 
 def is_list_event(row: EventRow) -> bool:
-    """An event of a list itself or of what it holds besides its tasks' changes: the list,
-    its members, invitations and its tasks' children (comments, ...: migrations 0030, 0062).
-    It goes to the list topic, and a webhook's `type` is its own (`list.created`,
-    `member.added`, `comment.updated`, ...)."""
+    """An event of a list, its members, invitations or its tasks' children: to the list topic,
+    its webhook `type` its own (`member.added`, ...)."""
     return row.task_id is None or row.type.split(".", 1)[0] in _child_fields()
 
 
@@ -104,9 +87,8 @@ _OBJECT_FIELDS = {
 
 @cache
 def _child_fields() -> dict[str, tuple[str, ...] | None]:
-    """Each declared child's event noun and the fields of its row its events publish: its
-    public schema's (a comment's: `id`, `task_id`, `author_id`, `body`, `created_at`,
-    `updated_at`), else None (the stored row but its space and list)."""
+    """Each declared child's event noun and the fields its events publish: its public schema's,
+    else None (the stored row but its space and list)."""
     return {
         child.snake: None if child.public is None else tuple(child.public.model_fields)
         for child in task_children.CHILDREN
@@ -127,14 +109,13 @@ def _stored_instant(value: Any) -> Any:
     return value
 
 
-def _object_body(row: EventRow) -> dict[str, Any]:
-    """A membership's, invitation's or task's child's (a comment's) event: the row's public
-    fields (a membership's member as `user_id`), under its kind's name (a child's noun)."""
+def _object_body(row: EventRow, body: dict[str, Any]) -> None:
+    """A membership's, invitation's or task's child's event: the row's public fields (a
+    membership's member as `user_id`), under its kind's name (a child's noun)."""
     kind = row.type.split(".", 1)[0]
     stored = dict(row.object or {})
     if kind == "member":
         stored["user_id"] = stored.get("member_id")
-    body: dict[str, Any] = {"event_id": str(row.event_id), "event_type": row.type}
     children = _child_fields()
     if kind in children:
         # The feed's `child` (backend/models/change.py), from the same row.
@@ -145,39 +126,26 @@ def _object_body(row: EventRow) -> dict[str, Any]:
     if fields is None:
         fields = tuple(name for name in stored if name not in ("user_id", "list_id"))
     body[kind] = {name: _stored_instant(stored.get(name)) for name in fields}
-    body["changes"] = row.changes
-    body["actor_id"] = row.actor_id
-    body["user_id"] = row.user_id
-    body["timestamp"] = _instant(row.occurred_at)
-    return body
 
 
 def event_body(row: EventRow) -> dict[str, Any]:
-    """The published event: a Task Event for a change, a List Event for a list's change, a
-    Reminder Event for a reminder (whose body the database built when it fired), each with
-    its `event_id`."""
+    """The published event: a Task Event, a List Event, or a Reminder Event (whose body the
+    database built when it fired), each with its `event_id`."""
     if row.type == REMINDER:
         return {**(row.task or {}), "event_id": str(row.event_id)}
+    body: dict[str, Any] = {"event_id": str(row.event_id), "event_type": row.type}
     if _optional(row, "object") is not None:
-        return _object_body(row)
-    if is_list_event(row):
+        _object_body(row, body)
+    elif is_list_event(row):
         stored = None if row.list is None else ListData.model_validate(row.list)
-        return {
-            "event_id": str(row.event_id),
-            "event_type": row.type,
-            "list_id": row.list_id,
-            "list_data": None if stored is None else stored.model_dump(mode="json"),
-            "changes": _optional(row, "changes"),
-            "actor_id": _optional(row, "actor_id"),
-            "user_id": row.user_id,
-            "timestamp": _instant(row.occurred_at),
-        }
-    task = None if row.task is None else TaskPublic.from_stored(row.task).model_dump(mode="json")
+        body["list_id"] = row.list_id
+        body["list_data"] = None if stored is None else stored.model_dump(mode="json")
+    else:
+        task = None if row.task is None else TaskPublic.from_stored(row.task)
+        body["task_id"] = row.task_id
+        body["task_data"] = None if task is None else task.model_dump(mode="json")
     return {
-        "event_id": str(row.event_id),
-        "event_type": row.type,
-        "task_id": row.task_id,
-        "task_data": task,
+        **body,
         "changes": _optional(row, "changes"),
         "actor_id": _optional(row, "actor_id"),
         "user_id": row.user_id,
@@ -185,7 +153,12 @@ def event_body(row: EventRow) -> dict[str, Any]:
     }
 
 
-def _check(answer: Answer) -> None:
+def _deliver(send: Callable[[], Answer]) -> None:
+    """Send; a transport error or a non-2xx answer is `DeliveryFailed`."""
+    try:
+        answer = send()
+    except httpx.HTTPError as exc:
+        raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
     if not answer.is_success:
         more = f" (answer cut at {ANSWER_MAX_BYTES} bytes)" if answer.cut else ""
         raise DeliveryFailed(f"HTTP {answer.status_code}: {answer.text[:200]}{more}")
@@ -200,9 +173,8 @@ class Sink(Protocol):
 
 @dataclass(frozen=True)
 class DaprSink:
-    """`POST {endpoint}/v1.0/publish/{pubsub}/{topic}`: Dapr wraps it in a CloudEvent and
-    hands it to the broker its component names (Kafka, Redis, ...). A kind of event whose
-    topic is None is not this sink's to publish: it accepts it without a call."""
+    """`POST {endpoint}/v1.0/publish/{pubsub}/{topic}`; an event whose topic is None is not
+    this sink's to publish: accepted without a call."""
 
     endpoint: str
     pubsub: str
@@ -225,10 +197,7 @@ class DaprSink:
             return
         url = f"{self.endpoint}/v1.0/publish/{self.pubsub}/{topic}"
         headers = {"dapr-api-token": self.token} if self.token else {}
-        try:
-            _check(post(client, url, json=body, headers=headers))
-        except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+        _deliver(lambda: post(client, url, json=body, headers=headers))
 
 
 @cache
@@ -247,8 +216,7 @@ class WebhookSink:
 
     def send(self, client: httpx.Client, row: EventRow, body: dict[str, Any]) -> None:
         now = datetime.now(UTC)
-        # `reminder`, `list.created`, `member.added` (...) as they are; task changes as
-        # `task.<type>`.
+        # A reminder's and a list's own types as they are; a task change's as `task.<type>`.
         own = row.type == REMINDER or is_list_event(row)
         kind = row.type if own else f"task.{row.type}"
         payload = json.dumps(
@@ -262,26 +230,14 @@ class WebhookSink:
             (b"webhook-timestamp", str(int(now.timestamp())).encode()),
             (b"webhook-signature", _signer(self.secret).sign(event_id, now, payload).encode()),
         ]
-        try:
-            _check(post_bytes(client, self.url, payload.encode(), headers))
-        except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
-
-
-logger = logging.getLogger(__name__)
+        _deliver(lambda: post_bytes(client, self.url, payload.encode(), headers))
 
 
 class Fanout:
-    """The outbox's sink adapter: one leased event to every sink that has not accepted it
-    yet (its `delivered_to`) and that the lease found it may go to (`sendable`: no earlier
-    event of its task, or of its list's own, still waits for that sink). Each sink's call is
-    its own (the first in the row's thread, the others in `calls`, at once), each within its
-    own deadline, so a sink that fails or never answers keeps no other sink waiting. Each
-    sink is a receiver of `receivers`, at most `receivers.bound` calls in flight (a fair
-    share of the lane's threads: `parallel` over the sinks); a full one is waited for
-    briefly when healthy, else not called this time. Delivered when all have it; a failed
-    attempt (naming the last sink that failed, with those that accepted) when a call
-    failed; else deferred (a sink not called), its acceptances recorded."""
+    """The outbox's sink adapter: one leased event to every sink it may go to (`sendable`)
+    that has not accepted it, each call at once (the first in the row's thread, the others
+    in `calls`) within its own deadline, so a failing sink keeps no other waiting; each
+    sink a receiver with a fair share of `parallel`. Deferred when a sink was not called."""
 
     def __init__(
         self,
@@ -289,8 +245,8 @@ class Fanout:
         client: httpx.Client,
         settings: Settings,
         metrics: WorkerMetrics,
-        parallel: int = 32,
-        calls: Executor | None = None,
+        parallel: int,
+        calls: Executor,
     ) -> None:
         self.sinks = tuple(sinks)
         self._client = client
@@ -300,8 +256,7 @@ class Fanout:
         self.receivers = Receivers(parallel // max(len(self.sinks), 1))
 
     def ready(self) -> list[str] | None:
-        """The sinks with room for a call (what a lease may lease rows for), or None when
-        there is no sink at all (every row is leased, and done with at once)."""
+        """The sinks with room for a call, or None when there is no sink at all."""
         if not self.sinks:
             return None
         busy = set(self.receivers.busy())
@@ -319,28 +274,20 @@ class Fanout:
         except Exception as exc:  # a record no longer renderable must fail alone
             logger.exception("event %s cannot be rendered", row.event_id)
             return Outcome(RETRY, f"cannot render: {type(exc).__name__}", sink="render")
-        called: list[tuple[Sink, float]] = []
-        for sink in missing:
-            began = self.receivers.enter(sink.name) if sink.name in allowed else None
-            if began is not None:
-                called.append((sink, began))
-        later: list[tuple[Sink, Future[str | None]]] = []
+        entered = [(s, self.receivers.enter(s.name)) for s in missing if s.name in allowed]
+        called = [(sink, began) for sink, began in entered if began is not None]
+        later: list[tuple[Sink, float, Future[str | None]]] = []
         for sink, began in called[1:]:
-            if self._calls is None:
-                break
             try:
-                later.append((sink, self._calls.submit(self._call, sink, began, row, body)))
+                later.append((sink, began, self._calls.submit(self._call, sink, began, row, body)))
             except RuntimeError:  # the pool is shut down: the worker stops
                 self.receivers.leave(sink.name, began, ok=False)
         results = [(sink, self._call(sink, began, row, body)) for sink, began in called[:1]]
-        if self._calls is None:
-            results += [(sink, self._call(sink, began, row, body)) for sink, began in called[1:]]
-        starts = dict((sink.name, began) for sink, began in called)
-        for sink, future in later:
+        for sink, began, future in later:
             try:
                 results.append((sink, future.result()))
             except CancelledError:  # abandoned with the worker: not called
-                self.receivers.leave(sink.name, starts[sink.name], ok=False)
+                self.receivers.leave(sink.name, began, ok=False)
         errors = [(sink.name, error) for sink, error in results if error is not None]
         accepted += [sink.name for sink, error in results if error is None]
         if errors:
@@ -351,8 +298,8 @@ class Fanout:
         return Outcome(DELIVERED, accepted=accepted)
 
     def _call(self, sink: Sink, began: float, row: Any, body: dict[str, Any]) -> str | None:
-        """One sink's call within its deadline, its place at the receiver (taken at `began`)
-        given back: None when it accepted, else why not."""
+        """One sink's call within its deadline, its receiver's place given back: None, or why
+        it failed."""
         ok = False
         try:
             with deadline(self._seconds):
@@ -386,18 +333,10 @@ def configured_sinks(settings: Settings) -> list[Sink]:
         sinks.append(dapr)
         updates = settings.dapr_task_updates_topic
         if updates is not None:
-            # Real-time sync: every change a client's copy of its tasks and lists needs, on
-            # one topic; reminders are not changes. A sink of its own, so a failure on one
-            # topic never re-publishes the event on the other (`delivered_to` per sink).
-            sinks.append(
-                replace(
-                    dapr,
-                    name=f"dapr:{updates}",
-                    task_topic=updates,
-                    list_topic=updates,
-                    reminder_topic=None,
-                )
-            )
+            # Real-time sync: every change, not reminders, on one topic; a sink of its own, so
+            # a failure on one topic never re-publishes the event on the other.
+            one = replace(dapr, task_topic=updates, list_topic=updates, reminder_topic=None)
+            sinks.append(replace(one, name=f"dapr:{updates}"))
     for target in settings.event_webhooks:
         url, secret = str(target.url), target.secret.get_secret_value()
         sinks.append(WebhookSink(url=url, secret=secret, name=target.name))

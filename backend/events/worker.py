@@ -1,18 +1,7 @@
-"""The worker's loop: the delivery engine (backend/events/engine.py) run until told to stop.
-
-Each cycle fires due reminders (into the outbox), then pumps each lane of the engine: the
-outbox's (Dapr, webhooks: outbox.py, sinks.py) and the reminder deliveries' (Web Push,
-email, address confirmations: deliveries.py, notify.py). A pump records the sends that came
-back and leases the next in one short transaction; the sends run in the lane's own pool
-with no transaction and no connection held, and the loop does not wait for them: it waits
-the poll, or until a lane's sends in flight have fallen to half its window.
-Several workers, on several machines, share the work through SKIP LOCKED leases.
-
-Every send is bounded (backend/events/bounds.py): a total deadline, a cap on the answer read.
-A failed attempt is retried after `engine.next_try` (the rule of every sink); after
-`EVENT_MAX_ATTEMPTS` it is dead (`python -m backend events dead|requeue`). While the database
-is away the loop backs off (doubling its wait up to `DATABASE_AWAY_MAX_SECONDS`) and logs the
-first failure, then only every doubling.
+"""The worker's loop: fire due reminders, pump each lane of the delivery engine (the outbox's,
+the reminder deliveries'), prune; it waits the poll or until a lane has room, never for a
+send. While the database is away it backs off (up to `DATABASE_AWAY_MAX_SECONDS`), logging
+the 1st, 2nd, 4th... failure only. Several workers share the work through SKIP LOCKED leases.
 """
 
 from __future__ import annotations
@@ -44,8 +33,7 @@ logger = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 300
 # Outbox events are sent this many at a time, in the outbox lane's pool.
 PARALLEL_DELIVERIES = 32
-# Reminders' pushes and emails run this many at a time, in a pool of their own: a slow
-# receiver of one lane never holds the other's threads.
+# Reminders' sends, in a pool of their own: a slow receiver never holds the other lane's threads.
 PARALLEL_NOTIFICATIONS = 32
 # While waiting for the poll, how often the loop looks at its stop event.
 STOP_CHECK_SECONDS = 0.25
@@ -54,16 +42,10 @@ DATABASE_AWAY_MAX_SECONDS = 30.0
 
 
 def longest_batch_seconds(settings: Settings, sinks: int) -> float:
-    """The batch deadline: how long the outbox's window of sends may take when every call
-    runs to its deadline (`EVENT_DELIVERY_TIMEOUT_SECONDS`, the whole call): half the lease.
-    No transaction is open meanwhile; a worker told to stop waits at most this long."""
-    return lease_seconds(settings, sinks) / 2
-
-
-def lease_seconds(settings: Settings, sinks: int) -> float:
-    """How long a leased event stays another worker's to skip (`engine.lease_for`)."""
+    """How long the outbox's window of sends may take, every call at its deadline: half the
+    lease (`engine.lease_for`). A worker told to stop waits at most this long."""
     per_event = max(sinks, 1) * settings.event_delivery_timeout_seconds
-    return lease_for(per_event, settings.event_batch_size, PARALLEL_DELIVERIES)
+    return lease_for(per_event, settings.event_batch_size, PARALLEL_DELIVERIES) / 2
 
 
 class Worker:
@@ -87,9 +69,7 @@ class Worker:
         # Every call bounded as a whole (bounds.deadline around each send), not per read.
         self._http = bounded_client(settings.event_delivery_timeout_seconds)
         # Pushes go to a client's URL: no redirects, no proxy from the environment.
-        self._push_http = bounded_client(
-            settings.push_timeout_seconds, follow_redirects=False, trust_env=False
-        )
+        self._push_http = bounded_client(settings.push_timeout_seconds, follow_redirects=False)
         self._pools = [
             ThreadPoolExecutor(max_workers=PARALLEL_DELIVERIES, thread_name_prefix="deliver"),
             ThreadPoolExecutor(max_workers=PARALLEL_NOTIFICATIONS, thread_name_prefix="notify"),
@@ -158,8 +138,7 @@ class Worker:
                 self._away += 1
                 failed = database_failure(exc) if database_error(exc) else None
                 self.readiness.error = (failed or f"{type(exc).__name__}: {exc}")[:200]
-                # The first failure, then the 2nd, 4th, 8th...: a bounded number of lines
-                # however long it stays away. By its class and sender, never its SQL or values.
+                # The 1st, 2nd, 4th, 8th... failure only; never its SQL or values.
                 if self._away & (self._away - 1) == 0:
                     logger.error(
                         "delivery cycle failed (%d in a row)", self._away, exc_info=loggable(exc)
@@ -174,14 +153,12 @@ class Worker:
             logger.error("recording the last deliveries failed", exc_info=loggable(exc))
 
     def finish(self) -> None:
-        """Wait for every lane's sends in flight, each within half its lease (the lanes'
-        waits overlap: the longest bounds the whole), and record them."""
+        """Wait for every lane's sends in flight (the waits overlap) and record them."""
         for lane in self.lanes:
             lane.finish()
 
     def away_seconds(self) -> float:
-        """The wait after the `_away`-th failed cycle in a row: the poll, doubled each time,
-        at most `DATABASE_AWAY_MAX_SECONDS` (never a spin)."""
+        """The wait after the `_away`-th failed cycle in a row: the poll, doubled each time."""
         poll = self._settings.worker_poll_seconds
         doubled: float = poll * 2.0 ** min(self._away - 1, 20)
         return min(doubled, max(poll, DATABASE_AWAY_MAX_SECONDS))
@@ -225,7 +202,5 @@ class Worker:
                 logger.info("swept %d stored attachments with no row", swept)
 
     def deliver_batch(self) -> int:
-        """Lease, send and record one window of outbox events, waiting for their sends
-        (within half the lease); returns how many it leased. For tests and tools: the
-        worker's loop pumps without waiting."""
+        """`Lane.run` of the outbox (for tests and tools)."""
         return self.outbox.run()

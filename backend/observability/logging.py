@@ -33,9 +33,8 @@ _JSON_FIELDS = "%(levelname)s %(name)s %(process)d %(message)s %(correlation_id)
 
 
 class WithoutStatements(logging.Filter):
-    """On every handler: a record's database error (its exception, or an argument) keeps its
-    class, SQLSTATE and sender but not the statement's SQL nor its values, whoever logged it
-    (an exception group's exceptions each: `loggable`)."""
+    """On every handler: a record's database error (its exception or an argument) keeps its
+    class, SQLSTATE and sender, never the statement's SQL or values, whoever logged it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
@@ -44,14 +43,11 @@ class WithoutStatements(logging.Filter):
             if safe is not exc:
                 record.exc_info = (type(safe), safe, safe.__traceback__)
                 record.exc_text = None  # another handler may have rendered the original
-        if isinstance(record.args, tuple) and any(
-            isinstance(arg, BaseException) for arg in record.args
-        ):
+        args = record.args
+        if isinstance(args, tuple) and any(isinstance(a, BaseException) for a in args):
             record.args = tuple(
-                database_failure(arg)
-                if isinstance(arg, BaseException) and database_error(arg) is not None
-                else arg
-                for arg in record.args
+                database_failure(a) if isinstance(a, BaseException) and database_error(a) else a
+                for a in args
             )
         return True
 
@@ -112,8 +108,7 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
             # Replaced by ACCESS_LOGGER (route template, user id, duration).
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
-            # initdb/pg_ctl output, one line per migration step, httpx's per request: only at
-            # DEBUG. The app logs its own lines instead (server started, migrations applied).
+            # Only at DEBUG: the app logs its own lines instead (server started, ...).
             **{name: {"level": quiet_level} for name in CHATTY_LOGGERS},
         },
     }

@@ -1,8 +1,6 @@
-"""Prometheus metrics: HTTP requests (count, latency, in flight) and the database pool.
-
-With `serve --workers N`, prometheus_client's multiprocess mode: every worker writes files in
-PROMETHEUS_MULTIPROC_DIR and `/metrics`, whichever worker answers, sums them (so the pool
-figures are gauges each worker samples, not a collector reading one worker's pool).
+"""Prometheus metrics: HTTP requests (count, latency, in flight) and the database pool. With
+`serve --workers N`, every worker writes files in PROMETHEUS_MULTIPROC_DIR that `/metrics`
+sums (so the pool figures are gauges each worker samples).
 """
 
 from __future__ import annotations
@@ -46,17 +44,13 @@ POOL_SAMPLER = "pool-gauges"  # the sampling thread's name
 _LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
 
 
-def multiprocess_dir() -> str | None:
-    return os.environ.get(MULTIPROC_ENV) or None
-
-
 class HttpMetrics:
     """The app's metrics. One instance per app; label children are cached so a request
     costs two dict lookups and three value updates."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.multiprocess_dir = multiprocess_dir()
+        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
         labels = ("method", "route", "status")
         self.requests = Counter(
             "http_requests", "HTTP requests answered.", labels, registry=self.registry
@@ -123,8 +117,6 @@ class HttpMetrics:
         self._sample_pool()
         return generate_latest(self._exposed)
 
-    # -- database pool --------------------------------------------------------------------
-
     def watch_pool(self, engine: Engine, pool_size: int, max_overflow: int) -> None:
         """Keep the pool gauges current: sampled every `POOL_SAMPLE_SECONDS` by a daemon
         thread, and before every exposition."""
@@ -146,8 +138,6 @@ class HttpMetrics:
         count = self._pool.checkedout()
         self.pool_checked_out.set(count)
         self.pool_overflow.set(max(0, count - self._pool_size))
-
-    # -- worker lifecycle (multiprocess mode) ---------------------------------------------
 
     def _drop_dead_workers(self) -> None:
         """A worker that was killed never ran `close`; its live gauges would linger. Its
