@@ -41,11 +41,11 @@ from backend.models.task_calendar import CalendarObjectRefused
 from backend.recurrence import DEFAULT_TIME_ZONE, TIME_ZONES
 from backend.services import dav_tags as tags
 from backend.services.dav_objects import DavObjectService, Looked, Sought
-from backend.services.dav_statements import COMPLETED_AT_SENT, CREATED_DONE
+from backend.services.dav_statements import COMPLETED_AT_SENT, CREATED_DONE, completion_sent
 from backend.services.registry import UnitOfWork
 from backend.services.task_placement import placement_of
 from backend.services.task_schedule import SCHEDULE_FIELDS, goes_on, plan_schedule
-from backend.services.task_statements import INSERTING, PLACED, completion
+from backend.services.task_statements import INSERTING, PLACED
 from backend.services.task_update import created
 from backend.services.tasks import TaskService
 
@@ -157,7 +157,7 @@ def _plain(parsed: ParsedTodo, zone: str) -> dict[str, Any]:
     values = update.model_dump(exclude_unset=True, exclude={*SCHEDULE_FIELDS, *PLACED})
     done = values.pop("completed", None)
     if done is not None:
-        values.update(completion(done, resolution.completed_at))
+        values.update(completion_sent(done, resolution.completed_at))
     return {**values, **plan_schedule(None, str(update.time_zone), update.due_date, reminders)}
 
 

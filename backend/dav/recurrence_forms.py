@@ -17,9 +17,10 @@ from backend.errors import PreconditionFailed
 from backend.models.task import TaskUpdate, reminders_json
 from backend.models.task_calendar import is_day, rule_key, served_rule
 from backend.recurrence import Schedule, day_of, normalize_rule
+from backend.services.dav_statements import completion_sent
 from backend.services.task_placement import placement_of
 from backend.services.task_schedule import SCHEDULE_FIELDS, Planned
-from backend.services.task_statements import AS_SENT, PLACED, completion
+from backend.services.task_statements import AS_SENT, PLACED
 from backend.services.task_update import replanned, successor
 from backend.services.tasks import TaskService
 
@@ -161,7 +162,7 @@ def apply(
     values = change.model_dump(exclude_unset=True, include=AS_SENT)
     if "completed" in sent:
         done = cast(bool, change.completed)
-        values = {**values, **completion(done, resolution.completed_at)}
+        values = {**values, **completion_sent(done, resolution.completed_at)}
     completed_as: TaskRow | Planned = stored
     if not sent.isdisjoint(SCHEDULE_FIELDS):
         values = replanned(change, values, stored, placement)

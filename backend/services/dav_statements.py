@@ -13,6 +13,7 @@ it where another object held its name or UID: migration 0069, `task_dav_objects_
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -51,6 +52,7 @@ from backend.services.task_statements import (
     CREATE_VALUES,
     TASK_VIEW,
     Inserting,
+    completion,
     owned_task,
     updating,
     updating_of,
@@ -77,6 +79,15 @@ _PARENT_TASK = bindparam("dav_parent_task", type_=BigInteger)
 _TAG = bindparam("dav_tag", type_=Text)
 _UID_TASK = bindparam("dav_uid_task", type_=BigInteger)
 _ZONE = bindparam("dav_zone", type_=Text)
+
+
+def completion_sent(done: bool, at: datetime | None) -> dict[str, Any]:
+    """REST's completion, with a CalDAV client's COMPLETED as the time a task that was not
+    completed yet takes (never a series': its completion is known by `completed_at = now()`)."""
+    values = completion(done)
+    if done and at is not None:
+        values["completed_at"] = func.coalesce(_T.completed_at, at)
+    return values
 
 
 # The task a statement ahead of the write, in its message, named (`task_api.task`: a write by

@@ -7,7 +7,6 @@ for an action (`access.may`); `Scoped` binds `owner` to the caller.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -170,14 +169,12 @@ def owned_task(statement: Stmt, action: Action = Action.LIST_READ) -> Stmt:
 _STAMP = func.coalesce(_T.completed_at, func.now())
 
 
-def completion(completed: ColumnElement[bool] | bool, at: datetime | None = None) -> dict[str, Any]:
+def completion(completed: ColumnElement[bool] | bool) -> dict[str, Any]:
     """Values that set `completed` (a value, or an expression over the row: a toggle) and keep
-    `completed_at` consistent with it. `at`: a CalDAV client's COMPLETED, for a task that
-    completes no series (a series' completion is known by `completed_at = now()`)."""
-    stamp = _STAMP if at is None else func.coalesce(_T.completed_at, at)
+    `completed_at` consistent with it (a completed task keeps its stored time)."""
     if isinstance(completed, bool):
-        return {"completed": completed, "completed_at": stamp if completed else None}
-    return {"completed": completed, "completed_at": case((completed, stamp), else_=None)}
+        return {"completed": completed, "completed_at": _STAMP if completed else None}
+    return {"completed": completed, "completed_at": case((completed, _STAMP), else_=None)}
 
 
 def changing(statement: Any, values: dict[str, Any]) -> Any:
