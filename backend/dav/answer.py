@@ -9,16 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from backend.dav.vtodo import render
+from backend.dav.vtodo import ParsedTodo, render
 from backend.services.dav_tags import written_tag
 
 
 @dataclass(frozen=True)
 class Stored:
-    """What a PUT wrote: the task as the write returned it, and the kept object."""
+    """What a PUT wrote: the task as the write returned it, and the body it kept."""
 
     row: Any
-    kept: str
+    parsed: ParsedTodo
 
 
 def stored_tag(stored: Stored | None, body: bytes) -> str | None:
@@ -28,8 +28,9 @@ def stored_tag(stored: Stored | None, body: bytes) -> str | None:
     row = stored.row
     if row.recurrence is not None or row.parent_id is not None or row.reminders:
         return None
-    if stored.kept.encode() != body:  # kept otherwise (its line ends, a VALARM left out)
+    kept = stored.parsed.keep
+    if kept != body:  # kept otherwise (its line ends, a VALARM left out)
         return None
-    if render(row, stored.kept.encode(), [], fresh=True) != body:
+    if render(row, kept, [], fresh=True, readings=stored.parsed.readings) != body:
         return None
-    return written_tag(row, stored.kept)
+    return written_tag(row, kept.decode())

@@ -144,7 +144,7 @@ def _put_vouched(
         return None
     except (PreconditionFailed, NotFound, Forbidden):
         return None
-    return None if written is None else Stored(written, kept)
+    return None if written is None else Stored(written, parsed)
 
 
 def _plain(parsed: ParsedTodo, zone: str) -> dict[str, Any]:
@@ -231,11 +231,11 @@ def _update_named(
         zone,
         every=is_completed_copy(parsed),
     )
-    dav.keep_named(parsed.uid, name, kept := parsed.keep.decode())
+    dav.keep_named(parsed.uid, name, parsed.keep.decode())
     written = dav.write_named(values)
     if written is None:
         raise NotFound(NOT_FOUND)
-    return Stored(written, kept)
+    return Stored(written, parsed)
 
 
 def _sought(list_id: int | None, name: str, parsed: ParsedTodo) -> Sought:
@@ -313,7 +313,7 @@ def _put(
             raise _Changed from None
         raise
     # Nothing written (an occurrence completed already): the kept object is not fresh.
-    return False, None if handing or written is row else Stored(written, kept)
+    return False, None if handing or written is row else Stored(written, parsed)
 
 
 def _create(
@@ -355,7 +355,7 @@ def _create(
         raise _Changed(taken) from None
     if not thens:
         dav.keep(task.id, parsed.uid, name, kept)
-    return Stored(task, kept)
+    return Stored(task, parsed)
 
 
 def _creates_only(name: str, parsed: ParsedTodo, if_match: str | None, if_none: str | None) -> bool:

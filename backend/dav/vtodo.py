@@ -215,9 +215,12 @@ def _zones(calendar: _Block) -> dict[str, tzinfo]:
     return zones
 
 
-def _todos(calendar: _Block) -> list[tuple[_Block, Any]]:
-    """Each VTODO of the object with icalendar's reading of it (TZIDs by the object's zones)."""
+def _todos(calendar: _Block, readings: Sequence[Any] = ()) -> list[tuple[_Block, Any]]:
+    """Each VTODO of the object with icalendar's reading of it (TZIDs by the object's zones);
+    `readings`: those of a parse of the same text (`ParsedTodo.readings`)."""
     blocks = calendar.blocks("VTODO")
+    if readings and len(readings) == len(blocks):
+        return list(zip(blocks, readings, strict=True))
     text = "BEGIN:VCALENDAR\r\n" + "".join(b.text() for b in blocks) + "END:VCALENDAR\r\n"
     return list(zip(blocks, _ical(text, _zones(calendar)).subcomponents, strict=True))
 
@@ -249,6 +252,8 @@ class ParsedTodo:
     completed_at: datetime | None  # the client's COMPLETED (ours is set by the service)
     overrides: tuple[Override, ...]
     keep: bytes
+    # icalendar's reading of each VTODO, in order: `render` of `keep` need not parse it again.
+    readings: tuple[Any, ...] = field(default=(), compare=False, repr=False)
 
     def update(self) -> TaskUpdate:
         """The fields as the service's PATCH takes them (every modelled field sent)."""
@@ -350,6 +355,7 @@ def _read(calendar: _Block, todos: Sequence[Any], zone: str) -> ParsedTodo:
         completed_at=as_utc(stamp.dt, task_zone) if stamp is not None else None,
         overrides=tuple(_override(t, task_zone) for t in todos if t is not master),
         keep=calendar.text(without="VALARM").encode(),
+        readings=tuple(todos),
     )
 
 
@@ -389,12 +395,14 @@ def render(
     *,
     parent_uid: str | None = None,
     fresh: bool = False,
+    readings: Sequence[Any] = (),
 ) -> bytes:
     """The object one reader GETs: `task` merged into `kept` (None: no client's), with the
     reader's own reminders as VALARMs. `fresh`: `kept` was stored by the task's last write,
-    so its DTSTAMP and LAST-MODIFIED stand: a PUT's object reads back as sent (RFC 4791 5.3.4)."""
+    so its DTSTAMP and LAST-MODIFIED stand: a PUT's object reads back as sent (RFC 4791 5.3.4).
+    `readings`: `kept`'s VTODOs as its PUT's parse read them."""
     calendar = _tree(kept.decode()) if kept is not None else _skeleton(task)
-    todos = _todos(calendar)
+    todos = _todos(calendar, readings)
     master, todo = next((b, t) for b, t in todos if t.get("RECURRENCE-ID") is None)
     target = Target("todo", reader_reminders, parent_uid)
     agree = {name: _agrees(BY_NAME[name], todo, task, target) for name in _MERGED}
