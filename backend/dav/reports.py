@@ -11,10 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from icalendar import Calendar
-
 from backend.dav import objects
 from backend.dav.objects import Served
+from backend.dav.vtodo import first_todo
 from backend.dav.xml import (
     CALDAV,
     DAV,
@@ -110,7 +109,7 @@ def _matches(served: Served, asked: ReportRequest, window: tuple[Any, Any] | Non
     rest = [test for test in asked.prop_filters if test.prop not in _FROM_COLUMN]
     if not rest:
         return True
-    todo = next(iter(Calendar.from_ical(served.body()).walk("VTODO")))
+    todo = first_todo(served.body())
     return all(_prop_matches(todo, test) for test in rest)
 
 

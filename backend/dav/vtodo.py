@@ -225,6 +225,12 @@ def _todos(calendar: _Block, readings: Sequence[Any] = ()) -> list[tuple[_Block,
     return list(zip(blocks, _ical(text, _zones(calendar)).subcomponents, strict=True))
 
 
+def first_todo(body: bytes) -> Any:
+    """The object's first VTODO as icalendar reads it, by the object's own zones only (never the
+    library's process-wide registry: `_OwnZones`)."""
+    return _todos(_tree(body.decode()))[0][1]
+
+
 # ---------------------------------------------------------------------------------------------
 # Parsing: a PUT body into what the task service takes.
 
