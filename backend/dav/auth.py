@@ -196,8 +196,11 @@ class DavWork(UnitOfWork):
     def __enter__(self) -> Self:
         work = super().__enter__()
         send = self.send
-        if self._password is not None and send.entry is not None and send.again is not None:
-            # After the caller's entry, in each transaction it enters (`begin_again`).
+        if self._password is not None:
+            # After the caller's entry, in each transaction it enters (`begin_again`); with no
+            # entry to carry it, the cached password would go unchecked: fail closed.
+            if send.entry is None or send.again is None:
+                raise RuntimeError("A DAV request signed in by a cached password has no entry")
             password_hash, scope = self._password
             live = {"a_hash": password_hash, "a_scope": scope}
             send.entry = (send.entry[0] + _CREDENTIAL_LIVE, {**send.entry[1], **live})
