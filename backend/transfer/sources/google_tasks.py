@@ -21,7 +21,7 @@ LOST_HIDDEN = "Google Tasks hidden state (hidden completed tasks are imported as
 
 
 def _is_member(name: str) -> bool:
-    return name == MEMBER or name.rsplit("/", 1)[-1] == "Tasks.json"
+    return name.endswith("Tasks.json")
 
 
 def looks_like(data: bytes, file_name: str) -> bool:
