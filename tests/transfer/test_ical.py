@@ -95,6 +95,26 @@ def test_a_child_before_its_parent_and_several_calendars() -> None:
     assert [lst.name for lst in plan.lists] == ["Work", "Home"]
 
 
+def test_a_zone_of_the_files_own_is_carried_into_each_object() -> None:
+    zone = (
+        "BEGIN:VTIMEZONE\r\nTZID:{}\r\nBEGIN:STANDARD\r\nDTSTART:19860101T000000\r\n"
+        "TZOFFSETFROM:{}\r\nTZOFFSETTO:{}\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+    )
+    data = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Microsoft Corporation//Outlook//EN\r\n"
+        + zone.format("Nepal Standard Time", "+0545", "+0545")
+        + zone.format("Line Islands Standard Time", "+1400", "+1400")
+        + "BEGIN:VTODO\r\nUID:x1\r\nSUMMARY:Custom zone\r\n"
+        'DUE;TZID="Nepal Standard Time":20261006T090000\r\nEND:VTODO\r\n'
+        "BEGIN:VTODO\r\nUID:x2\r\nSUMMARY:Other zone\r\n"
+        "DUE;TZID=Line Islands Standard Time:20261006T090000\r\nEND:VTODO\r\n"
+        "END:VCALENDAR\r\n"
+    ).encode()
+    nepal, islands = ical.read(data, "outlook.ics", "UTC").tasks
+    assert nepal.fields["due_date"] == datetime(2026, 10, 6, 3, 15, tzinfo=UTC)
+    assert islands.fields["due_date"] == datetime(2026, 10, 5, 19, tzinfo=UTC)
+
+
 def test_a_folded_uid_and_a_vtodo_without_one() -> None:
     data = (
         b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\n"
@@ -127,4 +147,6 @@ def test_looks_like() -> None:
     assert ical.looks_like(THUNDERBIRD, "x.ics")
     events = b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
     assert not ical.looks_like(events, "x.ics")
+    late = events.replace(b"END:VCALENDAR", b"X-PAD:" + b"x" * 70000 + b"\r\nBEGIN:VTODO\r\n")
+    assert ical.looks_like(late, "x.ics")
     assert not ical.looks_like(fixture("google", "Tasks.json"), "Tasks.json")

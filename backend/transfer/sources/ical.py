@@ -18,6 +18,7 @@ from backend.transfer.sources.common import arrange, head_text, text_of
 _LOGICAL = re.compile(r"[^\r\n]*(?:\r\n|\n|\r|$)(?:[ \t][^\r\n]*(?:\r\n|\n|\r|$))*")
 _FOLD = re.compile(r"(?:\r\n|\n|\r)[ \t]")
 _TZID = re.compile(r';TZID=(?:"([^"]*)"|([^;:]*))', re.IGNORECASE)
+_VTODO = re.compile(rb"^BEGIN:VTODO\s*$", re.IGNORECASE | re.MULTILINE)
 _NOT_TASKS = ("VEVENT", "VJOURNAL", "VFREEBUSY")
 
 LOST_EVENTS = "Calendar events (VEVENT, VJOURNAL): only tasks are imported"
@@ -25,8 +26,8 @@ LOST_OVERRIDES = "Changed occurrences of a recurring task (RECURRENCE-ID)"
 
 
 def looks_like(data: bytes, file_name: str) -> bool:
-    head = head_text(data, 65536).upper()
-    return head.lstrip().startswith("BEGIN:VCALENDAR") and "BEGIN:VTODO" in head
+    head = head_text(data, 1024).upper()
+    return head.lstrip().startswith("BEGIN:VCALENDAR") and _VTODO.search(data) is not None
 
 
 @dataclass
