@@ -10,6 +10,7 @@ import zlib
 
 import pytest
 
+from backend.transfer import sources
 from backend.transfer.plan import NotThisSource, ZipTooLarge
 from backend.transfer.sources import zips
 from tests.transfer.common import zipped
@@ -99,3 +100,15 @@ def test_not_a_zip(data: bytes) -> None:
 def test_is_zip() -> None:
     assert zips.is_zip(zipped({"a": b""}))
     assert not zips.is_zip(b"TYPE,CONTENT")
+
+
+def test_bounds_given_to_the_registry_reach_the_readers() -> None:
+    data = zipped({f"Project {n} [{n}].csv": b"TYPE,CONTENT\ntask,x\n" for n in range(5)})
+    assert len(sources.read("todoist", data, "backup.zip", "UTC").tasks) == 5
+    with pytest.raises(ZipTooLarge):
+        sources.read("todoist", data, "backup.zip", "UTC", max_members=4)
+    with pytest.raises(ZipTooLarge):
+        sources.read("todoist", data, "backup.zip", "UTC", max_expanded=50)
+    with zips.bounded(max_members=4), pytest.raises(ZipTooLarge):
+        zips.members(data)
+    assert len(zips.members(data)) == 5

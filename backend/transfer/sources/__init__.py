@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from types import ModuleType
 
 from backend.transfer.plan import SOURCES, NotThisSource, Plan, Source
+from backend.transfer.sources import zips
 
 MODULES: dict[Source, str] = {
     "task-api": "task_api",
@@ -41,14 +42,21 @@ class _Readers(Mapping[Source, ModuleType]):
 READERS: Mapping[Source, ModuleType] = _Readers()
 
 
-def detect(data: bytes, file_name: str) -> Source:
+def detect(
+    data: bytes,
+    file_name: str,
+    *,
+    max_members: int | None = None,
+    max_expanded: int | None = None,
+) -> Source:
     """The source whose reader claims the file (the first, in `SOURCES` order);
-    `NotThisSource` when the file is empty or none does."""
+    `NotThisSource` when the file is empty or none does. The bounds: a zip's (`zips`)."""
     if not data.strip():
         raise NotThisSource("file", "The file is empty")
-    for source in SOURCES:
-        if READERS[source].looks_like(data, file_name):
-            return source
+    with zips.bounded(max_members, max_expanded):
+        for source in SOURCES:
+            if READERS[source].looks_like(data, file_name):
+                return source
     raise NotThisSource(
         "file",
         "Not a file we can tell apart: a Task API export, a Todoist CSV or backup, a TickTick "
@@ -56,9 +64,19 @@ def detect(data: bytes, file_name: str) -> Source:
     )
 
 
-def read(source: Source, data: bytes, file_name: str, zone: str) -> Plan:
-    """`data` read as `source`; `NotThisSource` if it is empty or not that source."""
+def read(
+    source: Source,
+    data: bytes,
+    file_name: str,
+    zone: str,
+    *,
+    max_members: int | None = None,
+    max_expanded: int | None = None,
+) -> Plan:
+    """`data` read as `source`; `NotThisSource` if it is empty or not that source, `ZipTooLarge`
+    (a `NotThisSource`) for a zip past the bounds (default: `zips.MAX_MEMBERS`, `MAX_EXPANDED`)."""
     if not data.strip():
         raise NotThisSource("file", "The file is empty")
-    plan: Plan = READERS[source].read(data, file_name, zone)
+    with zips.bounded(max_members, max_expanded):
+        plan: Plan = READERS[source].read(data, file_name, zone)
     return plan
