@@ -104,6 +104,17 @@ def test_folders_and_start_dates_are_lossy() -> None:
     assert read.lossy[ticktick.LOST_START].count == 1
 
 
+def test_checklists_and_kanban_columns_are_lossy() -> None:
+    data = (
+        b"List Name,Title,Kind,Content,Is Check list,Column Name,taskId\n"
+        b'Trip,Pack,CHECKLIST,"\xe2\x96\xabPassport\n\xe2\x96\xabCharger",Y,Doing,c1\n'
+    )
+    read = ticktick.read(data, "x.csv", "UTC")
+    assert read.tasks[0].fields["description"] == "\u25abPassport\n\u25abCharger"
+    assert read.lossy[ticktick.LOST_CHECKLIST].example == "Pack"
+    assert read.lossy[ticktick.LOST_COLUMN].example == "Doing"
+
+
 def test_an_older_export_without_preamble_or_kind() -> None:
     data = (
         b"Folder Name,List Name,Title,Tags,Content,Is Check list,Start Date,Due Date,Reminder,"

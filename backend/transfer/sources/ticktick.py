@@ -29,6 +29,8 @@ _FORMATS = (
 
 LOST_FOLDER = "TickTick folder (its lists are kept, not the folder)"
 LOST_START = "TickTick start date"
+LOST_CHECKLIST = "TickTick checklist items (kept as the description's text)"
+LOST_COLUMN = "TickTick kanban column"
 
 
 def looks_like(data: bytes, file_name: str) -> bool:
@@ -38,6 +40,7 @@ def looks_like(data: bytes, file_name: str) -> bool:
 
 def read(data: bytes, file_name: str, zone: str) -> Plan:
     plan = Plan(source="ticktick")
+    zone = known_zone(zone) or "UTC"
     rows = records(text_of(data))
     columns: dict[str, int] | None = None
     for _line, row in rows:
@@ -124,6 +127,10 @@ def _task(
         plan.lose(LOST_FOLDER, row["Folder Name"])
     if row["Start Date"]:
         plan.lose(LOST_START, row["Start Date"])
+    if row["Kind"].upper() == "CHECKLIST" or row["Is Check list"].upper() == "Y":
+        plan.lose(LOST_CHECKLIST, row["Title"])
+    if row["Column Name"]:
+        plan.lose(LOST_COLUMN, row["Column Name"])
     list_key = None
     if row["List Name"]:
         list_key = row["List Name"]

@@ -69,6 +69,7 @@ def _has_header(head: str) -> bool:
 def read(data: bytes, file_name: str, zone: str, *, now: datetime | None = None) -> Plan:
     """`now`: when relative phrases (`every monday`) are counted from (default: now)."""
     plan = Plan(source="todoist")
+    zone = known_zone(zone) or "UTC"
     clock = now or datetime.now(UTC)
     tasks: list[PlannedTask] = []
     if zips.is_zip(data):
