@@ -7,14 +7,14 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from backend.transfer.plan import NotThisSource
+from backend.transfer.plan import NotThisSource, Plan
 from backend.transfer.sources import ticktick
 from tests.transfer.common import by_title, codes, fixture, parents_first
 
 NAME = "TickTick-backup-2026-02-27.csv"
 
 
-def plan(zone: str = "UTC"):  # type: ignore[no-untyped-def]
+def plan(zone: str = "UTC") -> Plan:
     return ticktick.read(fixture("ticktick", NAME), NAME, zone)
 
 

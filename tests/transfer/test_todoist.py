@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from backend.transfer.plan import NotThisSource
+from backend.transfer.plan import NotThisSource, Plan
 from backend.transfer.sources import todoist
 from tests.transfer.common import by_title, codes, fixture, parents_first, zipped
 
@@ -16,7 +16,7 @@ NOW = datetime(2026, 9, 1, 12, tzinfo=UTC)  # a Tuesday
 GROCERIES = "Groceries [6Jf8VQXxpwv56VQ7].csv"
 
 
-def read(data: bytes, name: str, zone: str = "UTC"):  # type: ignore[no-untyped-def]
+def read(data: bytes, name: str, zone: str = "UTC") -> Plan:
     return todoist.read(data, name, zone, now=NOW)
 
 
