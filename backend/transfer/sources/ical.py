@@ -110,7 +110,7 @@ def _task(
     for _ in parsed.overrides:
         plan.lose(LOST_OVERRIDES, uid)
     return PlannedTask(
-        key=uid,
+        key=parsed.uid,  # as the mapping reads it, as it reads a RELATED-TO naming it
         item=uid,
         fields=fields,
         list_key=list_key,
