@@ -21,7 +21,8 @@ BACKEND = ROOT / "backend"
 # scripts, MCP over stdio, services in tests).
 WEB_PACKAGES = ("fastapi", "starlette", "asgi_correlation_id")
 # The domain: errors and their mapping, models, services, the recurrence rules, the argument
-# contracts REST and MCP share, the bearer check, and the CalDAV mapping (HTTP comes after it).
+# contracts REST and MCP share, the bearer check, the CalDAV mapping (HTTP comes after it), and
+# the import's readers (a file into a Plan, no database, no HTTP).
 DOMAIN = (
     "errors.py",
     "auth/bearer.py",
@@ -31,6 +32,8 @@ DOMAIN = (
     "contracts/**/*.py",
     "dav/vtodo.py",
     "dav/recurrence_forms.py",
+    "transfer/plan.py",
+    "transfer/sources/**/*.py",
 )
 
 
@@ -293,7 +296,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("backend.auth",),
     ("backend.db",),
     ("backend.services",),
-    ("backend.contracts", "backend.events", "backend.dav.vtodo", "backend.dav.recurrence_forms"),
+    (
+        "backend.contracts",
+        "backend.events",
+        "backend.dav.vtodo",
+        "backend.dav.recurrence_forms",
+        "backend.transfer",
+    ),
     ("backend.mcp",),
     ("backend.chat",),
     ("backend.api",),
