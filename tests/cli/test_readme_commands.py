@@ -63,7 +63,8 @@ def readme_command(heading: str) -> str:
     """The one code block under README.md's `## heading`: one line, a command."""
     section = (ROOT / "README.md").read_text().split(f"\n## {heading}\n", 1)[1]
     section = section.split("\n## ", 1)[0]
-    [command] = re.findall(r"^```\n(.*?)\n```$", section, re.MULTILINE | re.DOTALL)
+    blocks: list[str] = re.findall(r"^```\n(.*?)\n```$", section, re.MULTILINE | re.DOTALL)
+    [command] = blocks
     assert "\n" not in command, command
     return command
 
