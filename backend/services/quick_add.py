@@ -34,7 +34,15 @@ from backend.models.references import Action
 from backend.models.sharing import ListMember
 from backend.models.task_list import TaskList
 from backend.models.user import User
-from backend.quickadd import Directory, Names, QuickAddError, Reading, names_in, read
+from backend.quickadd import (
+    Directory,
+    Names,
+    NowOutOfRange,
+    QuickAddError,
+    Reading,
+    names_in,
+    read,
+)
 from backend.recurrence import DEFAULT_TIME_ZONE, time_zone
 from backend.services.access import denied, may, role_in
 
@@ -143,6 +151,8 @@ class QuickAddService(Scoped):
             )
         except QuickAddError as error:
             raise InvalidRequest.at("body.text", str(error)) from None
+        except NowOutOfRange as error:
+            raise InvalidRequest.at("body.now", str(error)) from None
         if reading.list_id is not None and reading.list_id == body.list_id:
             self._check_default(body.list_id, rows)
         task = _task(reading, zone)
