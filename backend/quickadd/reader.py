@@ -12,7 +12,7 @@ from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from backend.quickadd import repeat, when
-from backend.quickadd.days import local, plus_days
+from backend.quickadd.days import local, passed, plus_days
 from backend.quickadd.model import Directory, Names, NowOutOfRange, QuickAddError, Reading, Token
 from backend.quickadd.words import TRAILING, Word, chains, split
 
@@ -218,7 +218,7 @@ def _due(pieces: _Pieces, today: date, now: datetime, zone: ZoneInfo) -> date | 
     if pieces.at is None:
         return None
     instant: datetime | None = local(today, pieces.at, zone)
-    if instant is not None and now > instant:
+    if instant is not None and passed(pieces.at, instant, now):
         tomorrow = plus_days(today, 1)
         instant = None if tomorrow is None else local(tomorrow, pieces.at, zone)
     return instant
