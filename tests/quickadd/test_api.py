@@ -261,3 +261,52 @@ def test_a_now_at_the_edge_of_the_years_reads(
         body = {"text": text, "now": now, "time_zone": zone}
         response = client.post("/api/tasks/parse", json=body, headers=alice.headers)
         assert response.status_code == 200, (text, response.text)
+
+
+@pytest.mark.parametrize(
+    ("text", "title", "expected"),
+    [
+        (
+            "  Buy   milk   @groceries   tomorrow  ",  # trimmed before it is read
+            "Buy milk",
+            [("tag", 15, 25), ("due", 28, 36)],
+        ),
+        ("Cafe\u0301 tomorrow", "Caf\u00e9", [("due", 6, 14)]),  # decomposed, as macOS sends
+        (" Buy @cafe\u0301 !high", "Buy", [("tag", 5, 11), ("priority", 12, 17)]),
+        ("\u1100\u1161\u11a8 x tomorrow", "\uac01 x", [("due", 6, 14)]),  # Hangul jamo
+        ("\u212b tomorrow", "\u00c5", [("due", 2, 10)]),  # a singleton: one for one
+    ],
+)
+def test_token_offsets_are_of_the_text_as_sent(
+    client: TestClient,
+    alice: Account,
+    text: str,
+    title: str,
+    expected: list[tuple[str, int, int]],
+) -> None:
+    shown = parse(client, alice, text, time_zone=ZONE, now=NOW)
+    assert shown["task"]["title"] == title  # the stored form: trimmed, NFC
+    tokens = shown["tokens"]
+    assert [(t["kind"], t["start"], t["end"]) for t in tokens] == expected
+    for token in tokens:
+        assert text[token["start"] : token["end"]] == token["text"]
+    # A rejected token is named by its start in the text as sent.
+    kept = parse(client, alice, text, time_zone=ZONE, now=NOW, ignore=[tokens[0]["start"]])
+    assert [t["start"] for t in kept["tokens"]] == [t["start"] for t in tokens[1:]]
+    created = client.post(
+        "/api/tasks/quick",
+        json={"text": text, "time_zone": ZONE, "now": NOW, "ignore": [tokens[0]["start"]]},
+        headers=alice.headers,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["data"]["title"] == kept["task"]["title"] != title
+
+
+def test_the_tool_reads_ignore_as_offsets_of_the_text_as_sent(
+    client: TestClient, alice: Account
+) -> None:
+    text = "  Cafe\u0301   @x tomorrow"  # @x at 10 as sent, 7 once trimmed and composed
+    arguments = {"text": text, "ignore": [10], "time_zone": ZONE, "now": NOW}
+    created = call_tool_rpc(client, "/mcp", alice.token, "quick_add_task", arguments)
+    assert created["isError"] is False, created
+    assert created["structuredContent"]["title"] == "Caf\u00e9 @x"
