@@ -120,6 +120,13 @@ def iso(key: str) -> date | None:
         return None
 
 
+def passed(at: time, instant: datetime, now: datetime) -> bool:
+    """Whether a time typed without a date, `at`, on today's `instant`, is past: a time that is
+    now is today, but midnight typed at 00:00:00 is the next one, as at 00:00:01 (it names the
+    day's end, never the instant it is typed)."""
+    return now > instant or (now == instant and at == time(0))
+
+
 def local(day: date, at: time, zone: ZoneInfo) -> datetime | None:
     """The instant of wall time `at` on `day`: a time the clocks skip is moved forward by the
     gap, one they show twice is the first (fold=0), as RFC 5545 reads them."""
