@@ -51,6 +51,10 @@ def instant(day: date, at: time, zone: object = BERLIN) -> datetime:
         ("x Nov 27", date(2027, 11, 27)),  # past: next year
         ("x Nov 28", date(2026, 11, 28)),
         ("x Feb 29", date(2028, 2, 29)),
+        ("x Dec 5 2027", date(2027, 12, 5)),  # a year typed after it: that year's
+        ("x 5 Dec 2027", date(2027, 12, 5)),
+        ("x Nov 27 2026", date(2026, 11, 27)),  # past, as typed
+        ("x Feb 29 2028", date(2028, 2, 29)),
         ("x 2026-12-05", date(2026, 12, 5)),
         ("x 2020-01-01", date(2020, 1, 1)),
     ],
