@@ -77,12 +77,31 @@ def test_recurrence_is_read_by_the_quick_add_grammar_in_the_rows_zone() -> None:
     assert plan.lossy[todoist.LOST_DURATION].example == "30 minute"
 
 
-def test_a_phrase_the_grammar_cannot_read_is_kept_as_text() -> None:
+def test_every_bang_is_read_as_every_and_reported() -> None:
     plan = read(fixture("todoist", GROCERIES), GROCERIES)
     renew = by_title(plan)["Renew passport"]
-    assert renew.fields["description"] == "Todoist date: every! 3 days"
-    assert "due_date" not in renew.fields and "recurrence" not in renew.fields
-    assert plan.lossy[todoist.LOST_DATE].example == "every! 3 days"
+    assert renew.fields["recurrence"] == "FREQ=DAILY;INTERVAL=3"
+    assert renew.fields["due_date"] == date(2026, 9, 1)  # today in Kathmandu
+    assert "description" not in renew.fields
+    assert plan.lossy[todoist.LOST_FROM_COMPLETION].example == "every! 3 days"
+    assert todoist.LOST_DATE not in plan.lossy
+
+
+def test_a_phrase_the_grammar_cannot_read_is_kept_as_text() -> None:
+    phrase = "every day at 10am starting Friday for 8 weeks"
+    data = f"TYPE,CONTENT,DESCRIPTION,DATE\r\ntask,Stretch,Mornings,{phrase}\r\n".encode()
+    plan = read(data, "Health.csv")
+    [stretch] = plan.tasks
+    assert stretch.fields["description"] == f"Mornings\nTodoist date: {phrase}"
+    assert "due_date" not in stretch.fields and "recurrence" not in stretch.fields
+    assert plan.lossy[todoist.LOST_DATE].example == phrase
+
+
+def test_a_year_after_the_day_is_that_years_day() -> None:
+    data = b"TYPE,CONTENT,DATE\r\ntask,Vote,Oct 5 2026\r\ntask,Plan,5 Oct 2027\r\n"
+    plan = read(data, "Civic.csv")
+    assert [t.fields["due_date"] for t in plan.tasks] == [date(2026, 10, 5), date(2027, 10, 5)]
+    assert plan.lossy == {}
 
 
 def test_a_date_in_another_language_is_kept_as_text() -> None:

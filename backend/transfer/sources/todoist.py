@@ -45,6 +45,9 @@ LOST_RESPONSIBLE = "Todoist assignee (not a user here)"
 LOST_DEADLINE = "Todoist deadline"
 LOST_DURATION = "Todoist duration"
 LOST_FILE = "Todoist file attachment (link kept)"
+# `every!` repeats from the day a task is completed; a series here repeats on its own schedule.
+LOST_FROM_COMPLETION = "Todoist `every!` (from completion) read as `every` (on schedule)"
+_FROM_COMPLETION = "every!"
 
 
 def looks_like(data: bytes, file_name: str) -> bool:
@@ -292,10 +295,14 @@ class _Rows:
         if language not in ("", "en"):
             self.plan.lose(LOST_LANGUAGE, f"{phrase} ({language})")
             return f"Todoist date: {phrase}"
-        read = _reading(phrase, zone, self.now)
+        from_completion = phrase.lower().startswith(_FROM_COMPLETION)
+        said = "every" + phrase[len(_FROM_COMPLETION) :] if from_completion else phrase
+        read = _reading(said, zone, self.now)
         if read is None:
             self.plan.lose(LOST_DATE, phrase)
             return f"Todoist date: {phrase}"
+        if from_completion:
+            self.plan.lose(LOST_FROM_COMPLETION, phrase)
         due, recurrence = read
         fields["due_date"] = due
         if recurrence is not None:
