@@ -11,6 +11,7 @@ import os
 import zipfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from backend.storage.app import app_storage
 from backend.transfer.exporter import Account as Exported
 from backend.transfer.exporter import archive
 from tests.api.test_app_passwords import basic, create
+from tests.cli.helpers import run_cli
 from tests.conftest import Account
 from tests.sharing.helpers import join, make_list, make_task
 
@@ -358,3 +360,26 @@ def test_no_or_a_bad_token_is_401(client: TestClient, headers: dict[str, str]) -
     answer = client.get("/api/export", headers=headers)
     assert answer.status_code == 401
     assert answer.json()["error"]["code"] == "UNAUTHORIZED"
+
+
+def test_the_cli_writes_the_same_archive(
+    database_url: str, client: TestClient, alice: Account, tmp_path: Path
+) -> None:
+    make_task(client, alice, "For the operator")
+    out = tmp_path / "alice.zip"
+
+    by_email = run_cli(
+        "export", "--user", "Alice@Example.com", "--out", str(out), **{"DATABASE_URL": database_url}
+    )
+
+    assert by_email.returncode == 0, by_email.stderr
+    zipped = zipfile.ZipFile(out)
+    assert set(zipped.namelist()) == MEMBERS
+    assert [t["title"] for t in lines(zipped, "tasks.jsonl")] == ["For the operator"]
+    assert lines(zipped, "tasks.jsonl") == lines(export(client, alice), "tasks.jsonl")
+    by_id = run_cli("export", "--user", alice.id, "--out", str(out), DATABASE_URL=database_url)
+    assert by_id.returncode == 0, by_id.stderr
+    assert json.loads(zipfile.ZipFile(out).read("manifest.json"))["account"]["id"] == alice.id
+    unknown = run_cli("export", "--user", "nobody@example.com", DATABASE_URL=database_url)
+    assert unknown.returncode == 1
+    assert "no account" in unknown.stderr
