@@ -35,12 +35,12 @@ from icalendar import Calendar
 from pydantic import BaseModel
 
 from backend.contracts.saved_filters import FilterPublic
-from backend.dav.vtodo import render
+from backend.dav.vtodo import derived
 from backend.models.attachment import AttachmentPublic
 from backend.models.notification_settings import NotificationSettingsPublic
 from backend.models.sharing import CommentPublic
 from backend.models.task import TaskPublic
-from backend.models.task_calendar import derived_uid, zone
+from backend.models.task_calendar import derived_uid, is_day, zone
 from backend.models.task_list import ListPublic
 from backend.services.export import ExportService
 from backend.services.notification_settings import NotificationSettingsService
@@ -109,16 +109,14 @@ _NO_OVERDUE = {"exclude": {"is_overdue"}}
 
 
 def _vtodo(row: Any, zones: dict[str, int]) -> bytes:
-    """The task's VTODO as CalDAV serves it (a task with no client's object: `render`), out of
-    its one-task VCALENDAR; the zone its DUE names, noted in `zones` (its earliest year)."""
+    """The task's VTODO as CalDAV serves a task no client wrote (`derived`: `render`'s bytes);
+    the zone its DUE names noted in `zones` with its earliest year (`render` adds the zone's
+    VTIMEZONE under the same condition, `_add_zone`)."""
     parent = derived_uid(row.parent_id) if row.parent_id is not None else None
-    text = render(row, None, row.reminders or (), parent_uid=parent)
-    start = text.index(b"BEGIN:VTODO\r\n")
-    end = text.rindex(b"END:VTODO\r\n") + len(b"END:VTODO\r\n")
-    if b"BEGIN:VTIMEZONE" in text[:start]:
+    if row.due_date is not None and not is_day(row) and row.time_zone not in ("UTC", "Etc/UTC"):
         year = row.due_date.year
         zones[row.time_zone] = min(year, zones.get(row.time_zone, year))
-    return text[start:end]
+    return derived(row, row.reminders or (), parent_uid=parent)
 
 
 def _calendar(zones: dict[str, int]) -> tuple[bytes, bytes]:
