@@ -471,10 +471,14 @@ def derived(
     todo.add("uid", derived_uid(task.id))
     target = Target("todo", reader_reminders, parent_uid)
     for group in _MERGED:
-        lines = Todo()
-        BY_NAME[group].put(lines, task, target)
-        for name in lines.sorted_keys():
-            todo[name] = lines[name]
+        before = len(todo)
+        BY_NAME[group].put(todo, task, target)
+        if len(todo) - before > 1:  # a group of several properties: sorted, as `to_ical` sorts
+            added = list(todo)[before:]
+            if added != sorted(added):
+                values = {name: todo.pop(name) for name in added}
+                for name in sorted(added):
+                    todo[name] = values[name]
     BY_NAME["VALARM"].put(todo, task, target)
     return bytes(todo.to_ical(sorted=False))
 
