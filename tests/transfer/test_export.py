@@ -278,6 +278,8 @@ def test_tasks_ics_holds_each_vtodo_as_caldav_serves_it(client: TestClient, alic
         client,
         alice,
         "Call the bank",
+        description="Ask about the fees; ask again, politely, about the fees. " * 4
+        + "Merci, \u00e9t\u00e9",
         list_id=home,
         due_date="2026-12-03T09:30:00-05:00",
         time_zone="America/New_York",
