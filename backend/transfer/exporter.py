@@ -46,7 +46,7 @@ from backend.services.export import ExportService
 from backend.services.notification_settings import NotificationSettingsService
 from backend.services.registry import UnitOfWork
 from backend.services.saved_filters import SavedFilterService
-from backend.storage import ObjectStorage, StorageError
+from backend.storage import ObjectMissing, ObjectStorage
 
 FORMAT = "task-api-export"
 VERSION = 1
@@ -240,7 +240,7 @@ def _attachment(zipped: ZipFile, storage: ObjectStorage, row: Any, now: datetime
     name = f"attachments/{row.id}/{_safe_name(row.filename)}"
     try:
         chunks = storage.open(row.storage_key)
-    except StorageError:
+    except ObjectMissing:  # any other storage failure ends the stream: no archive looks whole
         logger.warning("Export: attachment %s has no bytes in the storage; left out", row.id)
         return False
     try:
