@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from tempfile import SpooledTemporaryFile
@@ -195,7 +195,7 @@ def archive(
 
         for rows in _pages(work, ExportService.attachments, page):
             for row in rows:  # no unit of work open: the bytes move holding no connection
-                if _attachment(zipped, storage, row, now):
+                if (yield from _attachment(zipped, sink, storage, row, now)):
                     attachment_lines.write(_line(AttachmentPublic.model_validate(row)))
                     counts["attachments"] += 1
                 yield from drained()
@@ -234,9 +234,12 @@ def _settings_json(settings: NotificationSettingsPublic) -> bytes:
     return settings.model_dump_json(indent=2).encode() + b"\n"
 
 
-def _attachment(zipped: ZipFile, storage: ObjectStorage, row: Any, now: datetime) -> bool:
-    """`attachments/<id>/<file name>` with the stored bytes as they are; False: gone from the
-    storage meanwhile (deleted since its row was read), left out."""
+def _attachment(
+    zipped: ZipFile, sink: _Sink, storage: ObjectStorage, row: Any, now: datetime
+) -> Generator[bytes, None, bool]:
+    """`attachments/<id>/<file name>` with the stored bytes as they are, yielded as they are
+    read (a file up to the per-file maximum is never held whole); False: gone from the storage
+    meanwhile (deleted since its row was read), left out."""
     name = f"attachments/{row.id}/{_safe_name(row.filename)}"
     try:
         chunks = storage.open(row.storage_key)
@@ -247,6 +250,8 @@ def _attachment(zipped: ZipFile, storage: ObjectStorage, row: Any, now: datetime
         with zipped.open(_member(name, now, compress=False), "w", force_zip64=True) as member:
             for chunk in chunks:
                 member.write(chunk)
+                if data := sink.take():
+                    yield data
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:  # a storage's stream holds a file, or a connection to S3
