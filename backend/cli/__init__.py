@@ -10,7 +10,18 @@ import logging
 import os
 from collections.abc import Sequence
 
-from backend.cli import check, database, docs_site, documents, events, mcp_stdio, seed, serve, token
+from backend.cli import (
+    check,
+    database,
+    docs_site,
+    documents,
+    events,
+    export,
+    mcp_stdio,
+    seed,
+    serve,
+    token,
+)
 
 # In the order `--help` lists them.
 COMMANDS = (
@@ -19,6 +30,7 @@ COMMANDS = (
     token.add_token,
     token.add_push_key,
     seed.add_seed,
+    export.add_export,
     check.add_check,
     database.add_prune,
     database.add_db,
@@ -30,7 +42,18 @@ COMMANDS = (
     events.add_events,
 )
 # Commands that print their own findings: library chatter would bury them.
-QUIET = {"check", "seed", "token", "push-key", "openapi", "prune", "db", "mcp-tools", "events"}
+QUIET = {
+    "check",
+    "seed",
+    "export",
+    "token",
+    "push-key",
+    "openapi",
+    "prune",
+    "db",
+    "mcp-tools",
+    "events",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
