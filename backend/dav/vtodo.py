@@ -457,6 +457,9 @@ def render(
     return calendar.text().encode()
 
 
+_FOLD_AT = 75  # octets: icalendar folds a line of this length or more (RFC 5545 3.1)
+
+
 def derived(
     task: Any, reader_reminders: Sequence[dict[str, Any]], *, parent_uid: str | None = None
 ) -> bytes:
@@ -480,7 +483,20 @@ def derived(
                 for name in sorted(added):
                     todo[name] = values[name]
     BY_NAME["VALARM"].put(todo, task, target)
-    return bytes(todo.to_ical(sorted=False))
+    return _unfolded_fast(todo)
+
+
+def _unfolded_fast(component: Any) -> bytes:
+    """`component.to_ical(sorted=False)`, the same bytes: icalendar writes each line; its fold,
+    a character at a time, runs only on a line long enough to fold (75 octets), a fourth of an
+    export's CPU otherwise."""
+    out = []
+    for line in component.content_lines(sorted=False):
+        raw = line.encode()
+        if raw:
+            out.append(raw if len(raw) < _FOLD_AT else line.to_ical())
+    out.append(b"")
+    return b"\r\n".join(out)
 
 
 def _attempt(read: Any, todo: Any, zone: str) -> Any:
