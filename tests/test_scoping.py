@@ -502,6 +502,8 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.events.outbox", "failed"): "the outbox worker: marks what it failed",
     ("backend.events.outbox", "deferred"): "the outbox worker: an attempt a full receiver "
     "left uncalled",
+    ("backend.events.outbox", "exhausted"): "the outbox worker: every user's due events out "
+    "of attempts, dead",
     ("backend.events.outbox", "done_unsent"): "the outbox worker with no sink: every user's "
     "due events, done with",
     ("backend.events.outbox", "requeue"): "the outbox admin command: every user's",

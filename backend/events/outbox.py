@@ -7,6 +7,7 @@ records reached that sink, so each sink gets a task's events in order with many 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,6 +36,7 @@ from backend.events.sinks import EventRow
 from backend.models import DeliveryState, TaskEvent
 from backend.models.notification_settings import ReminderDelivery
 
+logger = logging.getLogger(__name__)
 _E = TaskEvent.__table__.c  # type: ignore[attr-defined]
 PENDING, DELIVERED, DEAD = DeliveryState.pending, DeliveryState.delivered, DeliveryState.dead
 
@@ -62,7 +64,7 @@ WITH due AS (
         ) AS sendable
     ) AS x
     WHERE c.state = 'pending' AND c.next_attempt_at <= clock_timestamp()
-    AND cardinality(x.sendable) > 0
+    AND c.attempts < :max_attempts AND cardinality(x.sendable) > 0
     ORDER BY c.id
     LIMIT :batch
     FOR UPDATE OF c SKIP LOCKED
@@ -83,15 +85,37 @@ class ClaimedRow(EventRow, Protocol):
     sendable: list[str]
 
 
-def lease(conn: Connection, batch: int, seconds: float, ready: Sequence[str]) -> list[ClaimedRow]:
-    """Lease up to `batch` due rows for `seconds` that may go to a sink of `ready`, oldest first."""
+def lease(
+    conn: Connection, batch: int, seconds: float, ready: Sequence[str], max_attempts: int
+) -> list[ClaimedRow]:
+    """Lease up to `batch` due rows for `seconds` that may go to a sink of `ready`, oldest
+    first; none already attempted `max_attempts` times (`exhausted`)."""
     statement = text(_LEASE).bindparams(
         bindparam("ready", list(ready), type_=ARRAY(Text)),
         bindparam("batch", batch, type_=Integer),
         bindparam("lease", seconds, type_=Float),
+        bindparam("max_attempts", max_attempts, type_=Integer),
     )
     rows = conn.execute(statement).all()
     return sorted(cast(list[ClaimedRow], rows), key=lambda row: row.id)
+
+
+# Rows out of attempts whose last attempt's outcome was never recorded, due again (their
+# lease ended): dead, never sent once more than the bound. Reads the pending partial index.
+_EXHAUSTED = text(
+    """
+    UPDATE task_events
+    SET state = 'dead', last_error = 'no outcome recorded for its last attempt (its lease ended)'
+    WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()
+    AND attempts >= :max_attempts
+    """
+).bindparams(bindparam("max_attempts", type_=Integer))
+
+
+def exhausted(conn: Connection, max_attempts: int) -> int:
+    """Due rows already attempted `max_attempts` times (the last one's outcome unrecorded, its
+    lease ended): dead. Returns how many."""
+    return int(conn.execute(_EXHAUSTED, {"max_attempts": max_attempts}).rowcount)
 
 
 # With no sink, due rows are done with in one statement. A MATERIALIZED CTE: a LIMIT in an
@@ -221,7 +245,10 @@ class OutboxQueue:
 
     name = "outbox"
 
-    def __init__(self, ready: Callable[[], list[str] | None] = lambda: None) -> None:
+    def __init__(
+        self, max_attempts: int, ready: Callable[[], list[str] | None] = lambda: None
+    ) -> None:
+        self._max_attempts = max_attempts
         self._ready = ready
 
     def exchange(
@@ -251,7 +278,9 @@ class OutboxQueue:
             ready = self._ready()
             if ready is None:
                 return [], done_unsent(conn, lease_rows)
-            rows = lease(conn, lease_rows, seconds, ready)
+            if exhausted(conn, self._max_attempts):
+                logger.warning("%s: events out of attempts with no outcome: dead", self.name)
+            rows = lease(conn, lease_rows, seconds, ready, self._max_attempts)
         return rows, len(rows)
 
     def observe(self, metrics: WorkerMetrics, settled: Settled) -> None:

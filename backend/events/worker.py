@@ -85,7 +85,7 @@ class Worker:
             engine,
             settings,
             self.metrics,
-            OutboxQueue(fanout.ready),
+            OutboxQueue(settings.event_max_attempts, fanout.ready),
             fanout.send,
             self._pools[0],
             parallel=PARALLEL_DELIVERIES,

@@ -193,6 +193,7 @@ class Trickle:
 
     def __init__(self, watch: Watch) -> None:
         self.paths: dict[str, int] = {}
+        self.open = self.most_open = self.ended = 0  # requests held now, at most, ended
         state = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -200,6 +201,8 @@ class Trickle:
                 self.rfile.read(int(self.headers.get("content-length", 0)))
                 with watch.lock:
                     state.paths[self.path] = state.paths.get(self.path, 0) + 1
+                    state.open += 1
+                    state.most_open = max(state.most_open, state.open)
                 seen = watch.arrived(self.connection)
                 try:
                     self.wfile.write(b"HTTP/1.1 200 OK\r\nx-slow: ")
@@ -212,6 +215,9 @@ class Trickle:
                 except OSError:
                     pass
                 watch.ended(seen)
+                with watch.lock:
+                    state.open -= 1
+                    state.ended += 1
                 self.close_connection = True
 
             def log_message(self, format: str, *args: Any) -> None:
@@ -413,3 +419,100 @@ def test_sixteen_slow_push_endpoints_beside_a_healthy_one(
     assert len(watch.seen) >= SLOW_ENDPOINTS, watch.seen
     assert not any(s.spanning for s in watch.seen), watch.seen
     assert watch.threads == {loop}
+
+
+def _slow_push_service(client: TestClient, who: Account, trickle: Trickle) -> int:
+    """`SLOW_ENDPOINTS` of `who`'s subscriptions at the trickling push service and a task
+    reminding `who` (not due yet); returns the task's id."""
+    for n in range(SLOW_ENDPOINTS):
+        made = client.post(
+            "/api/push-subscriptions",
+            json=Browser().subscription(f"{trickle.origin}/slow/{n}"),
+            headers=who.headers,
+        )
+        assert made.status_code == 201, made.text
+    return int(task_with_reminder(client, who, "Slow")["id"])
+
+
+def _due(engine: Engine, task_id: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE task_reminders SET remind_at = now() - interval '1 s' WHERE task_id = :t"),
+            {"t": task_id},
+        )
+
+
+def test_a_slow_push_service_holds_half_the_window_and_another_persons_push_goes_meanwhile(
+    db_engine: Engine,
+    worker_engine: Engine,
+    push_settings: Settings,
+    push_client: TestClient,
+    watch: Watch,
+    trickle: Trickle,
+    alice: Account,
+    bob: Account,
+) -> None:
+    """`EVENT_BATCH_SIZE=16` and 16 of bob's endpoints at one push service trickling their
+    answers (issue 90): the service gets at most half the window at once, never all of it,
+    and alice's reminder, due while they are all still open, reaches her before any of them
+    can end (half their deadline, `PUSH_TIMEOUT_SECONDS`: a bound no load comes near; a
+    window the service filled could not lease hers before its calls' deadline)."""
+    chosen = push_settings.model_copy(update={"event_batch_size": 16, "push_timeout_seconds": 16.0})
+    key = push_client.get("/api/push/public-key").json()["data"]["public_key"]
+    slow = _slow_push_service(push_client, bob, trickle)
+    with PushReceiver(key, {}) as healthy:
+        subscribe(push_client, alice, healthy, "/push/alice")
+        hers = int(task_with_reminder(push_client, alice, "Healthy")["id"])
+        _due(db_engine, slow)
+        worker = make_worker(worker_engine, chosen)
+        stop = threading.Event()
+        loop = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+        loop.start()
+        try:
+            until(lambda: trickle.requests > 0, 30, "the slow service's first call")
+            _due(db_engine, hers)
+            until(
+                lambda: len(healthy.received) > 0,
+                chosen.push_timeout_seconds / 2,
+                "alice's push while the slow service's calls are open",
+            )
+            with watch.lock:
+                ended = trickle.ended
+        finally:
+            stop.set()
+            loop.join(60)
+            worker.close()
+    assert [r.payload["title"] for r in healthy.received] == ["Healthy"]
+    assert ended == 0
+    assert trickle.most_open == chosen.event_batch_size // 2
+
+
+def test_a_push_whose_answer_outlasts_its_deadline_is_sent_at_most_max_attempts_times(
+    db_engine: Engine,
+    worker_engine: Engine,
+    push_settings: Settings,
+    push_client: TestClient,
+    trickle: Trickle,
+    bob: Account,
+) -> None:
+    """Pushes cut at their deadline (`PUSH_TIMEOUT_SECONDS` = `SMTP_TIMEOUT_SECONDS`, so the
+    lease was no longer than a push's deadline): each row is sent `EVENT_MAX_ATTEMPTS` times,
+    then dead, never once more (issue 90: 3 sends with 2, left pending)."""
+    chosen = push_settings.model_copy(
+        update={"event_batch_size": 16, "push_timeout_seconds": 2.0, "smtp_timeout_seconds": 2.0}
+    )
+    _due(db_engine, _slow_push_service(push_client, bob, trickle))
+
+    def settled() -> bool:
+        with db_engine.connect() as conn:
+            dead = conn.execute(
+                text("SELECT count(*) FROM reminder_deliveries WHERE state = 'dead'")
+            ).scalar_one()
+        # Or a row sent once more than its attempts: what this test is about.
+        return dead == SLOW_ENDPOINTS or trickle.requests > SLOW_ENDPOINTS * 2
+
+    _run(worker_engine, chosen, settled)
+    with db_engine.connect() as conn:
+        rows = conn.execute(text("SELECT state, attempts FROM reminder_deliveries")).all()
+    assert trickle.paths == {f"/slow/{n}": 2 for n in range(SLOW_ENDPOINTS)}, rows
+    assert sorted((r.state, r.attempts) for r in rows) == [("dead", 2)] * SLOW_ENDPOINTS
