@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, text
 
@@ -32,7 +33,7 @@ from backend.config import Settings, WebhookTarget
 from backend.db.engine import create_db_engine
 from backend.events.notify import topic
 from backend.main import create_app
-from scripts.bench.reminder_peers import Browser, PushReceiver
+from scripts.bench.reminder_peers import Browser, Inbox, PushReceiver
 from tests.conftest import Account
 from tests.events.conftest import (
     SECRET,
@@ -454,14 +455,39 @@ def test_a_slow_push_service_holds_half_the_window_and_another_persons_push_goes
 ) -> None:
     """`EVENT_BATCH_SIZE=16` and 16 of bob's endpoints at one push service trickling their
     answers (issue 90): the service gets at most half the window at once, never all of it,
-    and alice's reminder, due while they are all still open, reaches her before any of them
-    can end (half their deadline, `PUSH_TIMEOUT_SECONDS`: a bound no load comes near; a
-    window the service filled could not lease hers before its calls' deadline)."""
-    chosen = push_settings.model_copy(update={"event_batch_size": 16, "push_timeout_seconds": 16.0})
+    and alice's reminder, due while they are all still open, reaches her, push and email,
+    before any of them can end (half their deadline, `PUSH_TIMEOUT_SECONDS`: a bound no load
+    comes near; a window the service filled could not lease hers before its calls' end)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        smtp_port = int(probe.getsockname()[1])
+    chosen = push_settings.model_copy(
+        update={
+            "event_batch_size": 16,
+            "push_timeout_seconds": 16.0,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp_port,
+            "smtp_security": "none",
+            "smtp_from": "Tasks <reminders@example.com>",
+            "public_url": "https://tasks.example.com",
+        }
+    )
     key = push_client.get("/api/push/public-key").json()["data"]["public_key"]
     slow = _slow_push_service(push_client, bob, trickle)
+    inbox = Inbox()
+    mail = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
+    mail.start()
     with PushReceiver(key, {}) as healthy:
         subscribe(push_client, alice, healthy, "/push/alice")
+        with db_engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO notification_settings "
+                    "(user_id, email, email_address, email_confirmed_at) "
+                    "VALUES (:u, true, 'alice@example.com', now())"
+                ),
+                {"u": alice.id},
+            )
         hers = int(task_with_reminder(push_client, alice, "Healthy")["id"])
         _due(db_engine, slow)
         worker = make_worker(worker_engine, chosen)
@@ -472,9 +498,9 @@ def test_a_slow_push_service_holds_half_the_window_and_another_persons_push_goes
             until(lambda: trickle.requests > 0, 30, "the slow service's first call")
             _due(db_engine, hers)
             until(
-                lambda: len(healthy.received) > 0,
+                lambda: len(healthy.received) > 0 and len(inbox.messages) > 0,
                 chosen.push_timeout_seconds / 2,
-                "alice's push while the slow service's calls are open",
+                "alice's push and email while the slow service's calls are open",
             )
             with watch.lock:
                 ended = trickle.ended
@@ -482,7 +508,9 @@ def test_a_slow_push_service_holds_half_the_window_and_another_persons_push_goes
             stop.set()
             loop.join(60)
             worker.close()
+            mail.stop()
     assert [r.payload["title"] for r in healthy.received] == ["Healthy"]
+    assert [m["Subject"] for m in inbox.messages] == ["Reminder: Healthy"]
     assert ended == 0
     assert trickle.most_open == chosen.event_batch_size // 2
 
