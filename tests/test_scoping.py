@@ -507,6 +507,8 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.events.outbox", "covered"): "the outbox worker: every user's due events that "
     "every live sink has (with none live: all), done with",
     ("backend.events.outbox", "register"): "the outbox worker: its sinks (no user_id)",
+    ("backend.events.outbox", "live_sinks"): "the outbox worker and `events status`: every "
+    "worker's registered sinks (no user_id)",
     ("backend.events.outbox", "requeue"): "the outbox admin command: every user's",
     ("backend.services.changes", "prune"): "the prune command and the worker: every user's",
     ("backend.db.sender", "read_for_callers"): "the sender: compiles and checks (`_compiled`) "

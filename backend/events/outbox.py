@@ -166,6 +166,33 @@ def register(conn: Connection, worker: uuid.UUID, sinks: Sequence[str]) -> None:
     )
 
 
+@dataclass(frozen=True)
+class LiveSink:
+    """A sink of the live registrations: how many workers have it, and how long ago one of
+    them last renewed it."""
+
+    name: str
+    workers: int
+    seen_seconds_ago: float
+
+
+_LIVE = text(
+    """
+    SELECT sink, count(*) AS workers,
+        extract(epoch FROM clock_timestamp() - max(seen_at)) AS ago
+    FROM event_sinks
+    WHERE seen_at > clock_timestamp() - make_interval(secs => :ttl)
+    GROUP BY sink ORDER BY sink
+    """
+).bindparams(bindparam("ttl", type_=Float))
+
+
+def live_sinks(conn: Connection) -> list[LiveSink]:
+    """Every live registration's sinks, whichever worker's (`events status`, the worker's log)."""
+    rows = conn.execute(_LIVE, {"ttl": SINK_REGISTRATION_SECONDS}).all()
+    return [LiveSink(row.sink, int(row.workers), float(row.ago)) for row in rows]
+
+
 # Due rows that every live sink has (with none live: every due row, nothing to send) are
 # done with, in one statement. A MATERIALIZED CTE: a LIMIT in an `IN (...)` may be run again
 # by the plan and pick more rows.
@@ -331,6 +358,7 @@ class OutboxQueue:
         self.sinks = list(sinks)
         self.worker = worker or uuid.uuid4()
         self._register_at = -float("inf")  # monotonic: at the first lease
+        self._others: set[str] = set()  # other workers' sinks, as last logged
         self._sweep_at = -float("inf")
 
     def exchange(
@@ -343,6 +371,7 @@ class OutboxQueue:
             if self.sinks and now >= self._register_at:
                 register(conn, self.worker, self.sinks)
                 self._register_at = now + REGISTER_EVERY_SECONDS
+                self._say_others(conn)
             done = [
                 (s.row.id, s.row.attempts, s.outcome.accepted)
                 for s in settled
@@ -376,6 +405,17 @@ class OutboxQueue:
                 logger.warning("%s: events out of attempts with no outcome: dead", self.name)
             rows = lease(conn, lease_rows, seconds, ready, self._max_attempts)
         return rows, len(rows)
+
+    def _say_others(self, conn: Connection) -> None:
+        """Log, when they change, the live sinks this worker does not have: its events are
+        delivered only once those have them too (sent by the workers that do)."""
+        others = {sink.name for sink in live_sinks(conn)} - set(self.sinks)
+        if others != self._others:
+            self._others = others
+            logger.info(
+                "outbox: sinks of other workers, which events wait for too: %s",
+                ", ".join(sorted(others)) or "none",
+            )
 
     def observe(self, metrics: WorkerMetrics, settled: Settled) -> None:
         if settled.kind == engine.DEAD:

@@ -10,14 +10,18 @@ first, on every event), then runs both loops side by side, as a deployment does.
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 from collections.abc import Sequence
 
+import pytest
 from sqlalchemy import Engine, text
 
 from backend.config import Settings, WebhookTarget
 from backend.events.outbox import SINK_REGISTRATION_SECONDS
 from backend.events.worker import Worker
+from tests.cli.helpers import run_cli
 from tests.conftest import Account
 from tests.events.conftest import (
     SECRET,
@@ -160,3 +164,37 @@ def test_a_sink_no_live_worker_has_is_waited_for_until_its_registration_lapses(
     finally:
         hooked.close()
     assert len(_ids(receiver, "/hook")) == EVENTS  # none sent twice
+
+
+def test_a_worker_says_which_other_sinks_its_events_wait_for_and_status_lists_them(
+    db_engine: Engine,
+    database_url: str,
+    settings: Settings,
+    receiver: Receiver,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    old = make_worker(db_engine, _hooks(settings, receiver, "/hook/old"))
+    new = make_worker(db_engine, _hooks(settings, receiver, "/hook/old", "/hook/new"))
+    try:
+        assert (
+            "sinks: none registered"
+            in run_cli("events", "status", DATABASE_URL=database_url).stdout
+        )
+        new.deliver_batch()
+        with caplog.at_level(logging.INFO, logger="backend.events.outbox"):
+            old.deliver_batch()
+    finally:
+        for worker in (old, new):
+            worker.close()
+    said = [r.getMessage() for r in caplog.records if "sinks of other workers" in r.message]
+    assert said == [
+        f"outbox: sinks of other workers, which events wait for too: {receiver.url}/hook/new"
+    ]
+    status = run_cli("events", "status", DATABASE_URL=database_url)
+    assert status.returncode == 0, status.stderr
+    [line] = [x for x in status.stdout.splitlines() if x.startswith("sinks: ")]
+    shown = re.sub(r"\d+ s ago", "N s ago", line)
+    assert shown == (
+        f"sinks: {receiver.url}/hook/new (1 workers, N s ago), "
+        f"{receiver.url}/hook/old (2 workers, N s ago)"
+    )
