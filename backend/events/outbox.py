@@ -54,7 +54,8 @@ SINK_REGISTRATION_SECONDS = 600.0
 # How often a running worker renews its registration.
 REGISTER_EVERY_SECONDS = 10.0
 # How often a worker looks for pending events every live sink already has, when its last
-# look found none (a sink's registration lapsed; a worker with no sink: every due event).
+# look found none (a sink's registration lapsed; a worker with no sink: every due event),
+# and for events out of attempts (`exhausted`).
 SWEEP_EVERY_SECONDS = 2.0
 
 # The sinks of the live registrations, every worker's (`:ttl`: SINK_REGISTRATION_SECONDS).
@@ -359,7 +360,7 @@ class OutboxQueue:
         self.worker = worker or uuid.uuid4()
         self._register_at = -float("inf")  # monotonic: at the first lease
         self._others: set[str] = set()  # other workers' sinks, as last logged
-        self._sweep_at = -float("inf")
+        self._sweep_at = self._exhaust_at = -float("inf")
 
     def exchange(
         self, db: Engine, settled: Sequence[Settled], lease_rows: int, seconds: float
@@ -401,8 +402,12 @@ class OutboxQueue:
                 self._sweep_at = now if swept else now + SWEEP_EVERY_SECONDS
             if ready is None:
                 return [], swept
-            if exhausted(conn, self._max_attempts):
-                logger.warning("%s: events out of attempts with no outcome: dead", self.name)
+            # The lease never takes such rows; made dead (for `events dead`) every few seconds:
+            # the statement reads every pending row.
+            if now >= self._exhaust_at:
+                self._exhaust_at = now + SWEEP_EVERY_SECONDS
+                if exhausted(conn, self._max_attempts):
+                    logger.warning("%s: events out of attempts with no outcome: dead", self.name)
             rows = lease(conn, lease_rows, seconds, ready, self._max_attempts)
         return rows, len(rows)
 
