@@ -266,7 +266,7 @@ def production_password_hashing() -> Iterator[None]:
 # connection (the embedded server) the same state is reached by DELETEs with triggers and foreign
 # keys off (the rows go whole, so none is left dangling) and the tables' sequences set back to
 # their start, in one message of about 1 ms.
-CLEANED = ("users", "tasks", "rate_limits", "task_events")
+CLEANED = ("users", "tasks", "rate_limits", "task_events", "event_sinks")
 _CLEANED_CLOSURE = """
 WITH RECURSIVE cleaned(rel) AS (
     SELECT unnest(CAST(:roots AS regclass[]))

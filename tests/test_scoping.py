@@ -502,8 +502,13 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.events.outbox", "failed"): "the outbox worker: marks what it failed",
     ("backend.events.outbox", "deferred"): "the outbox worker: an attempt a full receiver "
     "left uncalled",
-    ("backend.events.outbox", "done_unsent"): "the outbox worker with no sink: every user's "
-    "due events, done with",
+    ("backend.events.outbox", "exhausted"): "the outbox worker: every user's due events out "
+    "of attempts, dead",
+    ("backend.events.outbox", "covered"): "the outbox worker: every user's due events that "
+    "every live sink has (with none live: all), done with",
+    ("backend.events.outbox", "register"): "the outbox worker: its sinks (no user_id)",
+    ("backend.events.outbox", "live_sinks"): "the outbox worker and `events status`: every "
+    "worker's registered sinks (no user_id)",
     ("backend.events.outbox", "requeue"): "the outbox admin command: every user's",
     ("backend.services.changes", "prune"): "the prune command and the worker: every user's",
     ("backend.db.sender", "read_for_callers"): "the sender: compiles and checks (`_compiled`) "

@@ -111,6 +111,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         with engine.connect() as conn:
             backlog = outbox.backlog(conn)
+            sinks = outbox.live_sinks(conn)
     finally:
         engine.dispose()
     print(
@@ -121,6 +122,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(
         f"reminder deliveries: pending {backlog.deliveries_pending}, dead {backlog.deliveries_dead}"
     )
+    # What an event waits for: every sink a running worker registered (none: nothing to send).
+    named = [f"{s.name} ({s.workers} workers, {s.seen_seconds_ago:.0f} s ago)" for s in sinks]
+    print(f"sinks: {', '.join(named) or 'none registered'}")
     # The same threshold as the worker's /health/ready unless the caller names another.
     max_lag = settings.worker_max_lag_seconds if args.max_lag is None else args.max_lag
     if backlog.lag_seconds > max_lag:

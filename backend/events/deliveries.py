@@ -50,6 +50,7 @@ WITH due AS (
         THEN quiet_until(user_id, clock_timestamp()) END AS quiet
     FROM reminder_deliveries
     WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()
+    AND attempts < :max_attempts
     AND (cardinality(CAST(:busy AS text[])) = 0 OR NOT EXISTS (
         SELECT 1 FROM push_subscriptions AS b
         WHERE b.user_id = reminder_deliveries.user_id
@@ -86,6 +87,12 @@ LEFT JOIN push_subscriptions AS s ON s.user_id = l.user_id AND s.id = l.subscrip
 LEFT JOIN notification_settings AS n ON n.user_id = l.user_id
 LEFT JOIN tasks AS t ON t.id = l.task_id
 """.replace("READABLE", _readable())
+# Out of attempts, the last one's outcome never recorded (its lease ended): dead, not sent.
+_EXHAUSTED = """
+UPDATE reminder_deliveries
+SET state = 'dead', last_error = 'no outcome recorded for its last attempt (its lease ended)'
+WHERE state = 'pending' AND next_attempt_at <= clock_timestamp() AND attempts >= :max_attempts
+"""
 # Delivered or dropped: done with.
 _DELIVERED = "DELETE FROM reminder_deliveries WHERE id = ANY(CAST(:finished AS bigint[]))"
 # A push service's 404/410: the subscription and (its foreign key's cascade) its pending rows.
@@ -128,7 +135,8 @@ class DeliveryQueue:
 
     name = "reminder deliveries"
 
-    def __init__(self, busy: Callable[[], list[str]] = list) -> None:
+    def __init__(self, max_attempts: int, busy: Callable[[], list[str]] = list) -> None:
+        self._max_attempts = max_attempts
         self._busy = busy
 
     def exchange(
@@ -156,8 +164,9 @@ class DeliveryQueue:
         parts = [sql for sql, _ in recorded]
         bound: dict[str, Any] = {name: values[name] for _, names in recorded for name in names}
         if lease:
-            parts.append(_LEASE)
+            parts += [_EXHAUSTED, _LEASE]
             bound.update({"batch": lease, "lease": seconds, "busy": self._busy()})
+            bound["max_attempts"] = self._max_attempts
         if not parts:
             return [], 0
         with autocommitted(db) as conn:
@@ -186,12 +195,13 @@ def push_origin(row: Any) -> str | None:
 
 
 class PerService:
-    """`Channels.send` with at most half the lane's threads per push service (`Receivers`), so
-    a stalled one holds no more; emails go to the one configured server, unbounded here."""
+    """`Channels.send` with at most half the lane's capacity per push service (`Receivers`,
+    `engine.receiver_share`: half its threads or of its window, the smaller), so a stalled one
+    holds no more; emails go to the one configured server, unbounded here."""
 
-    def __init__(self, channels: Channels, parallel: int) -> None:
+    def __init__(self, channels: Channels, parallel: int, window: int) -> None:
         self._channels = channels
-        self.receivers = Receivers(parallel // 2)
+        self.receivers = Receivers(engine.receiver_share(parallel, window))
 
     def send(self, row: Any) -> engine.Outcome:
         origin = push_origin(row)
@@ -221,13 +231,13 @@ def reminder_lane(
 ) -> Lane:
     """The engine's lane for reminders' pushes and emails and address confirmations."""
     channels = Channels(settings, client, metrics)
-    bounded = PerService(channels, parallel)
+    bounded = PerService(channels, parallel, settings.event_batch_size)
     slowest = max(settings.push_timeout_seconds, settings.smtp_timeout_seconds)
     return Lane(
         db,
         settings,
         metrics,
-        DeliveryQueue(bounded.receivers.busy),
+        DeliveryQueue(settings.event_max_attempts, bounded.receivers.busy),
         bounded.send,
         pool,
         parallel=parallel,

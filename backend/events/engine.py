@@ -36,6 +36,9 @@ DEFERRED = "deferred"  # not tried: its receiver was at its bound (`Receivers`);
 
 # How long a send waits for a place at a healthy receiver that is at its bound.
 RECEIVER_PATIENCE_SECONDS = 1.0
+# A lease's margin past its sends' deadlines and waits for a place: a send that ended at its
+# deadline is recorded, not left to be leased (and sent) again when the lease ends.
+RECORD_SLACK_SECONDS = 2.0
 
 
 @dataclass
@@ -102,9 +105,22 @@ def next_try(settings: Settings, attempts: int, at_least: float | None = None) -
 
 def lease_for(slowest_row_seconds: float, window: int, parallel: int) -> float:
     """How long a leased row stays another worker's to skip: twice what may be ahead of it
-    (every send at its deadline, in as many waves as the pool needs for a window)."""
+    (every send at its deadline, in as many waves as the pool needs for a window, its own
+    after a wait for a place at its receiver), plus a slack: an outcome is recorded within
+    half of it, so a send that ended at its deadline is recorded."""
     waves = -(-window // parallel)
-    return 2 * waves * slowest_row_seconds
+    ahead = waves * slowest_row_seconds + RECEIVER_PATIENCE_SECONDS
+    return 2 * (ahead + RECORD_SLACK_SECONDS)
+
+
+def receiver_share(parallel: int, window: int, receivers: int = 2) -> int:
+    """A receiver's bound on its calls in flight: its fair share of the lane's threads among
+    `receivers`, and at most half of what the worker has in flight (`EVENT_BATCH_SIZE` rows,
+    or the threads when fewer), never all of it, so others' rows are leased beside a slow
+    receiver's; at least 1. The only receiver there is may have all."""
+    if receivers <= 1:
+        return max(1, min(parallel, window))
+    return max(1, min(parallel // receivers, min(parallel, window) // 2))
 
 
 Send = Callable[[Any], Outcome]

@@ -19,7 +19,7 @@ from standardwebhooks.webhooks import Webhook
 
 from backend.config import Settings
 from backend.events.bounds import ANSWER_MAX_BYTES, Answer, deadline, post, post_bytes
-from backend.events.engine import DEFERRED, DELIVERED, RETRY, Outcome, Receivers
+from backend.events.engine import DEFERRED, DELIVERED, RETRY, Outcome, Receivers, receiver_share
 from backend.events.health import WorkerMetrics
 from backend.models import TaskPublic, task_children
 from backend.models.task_event import REMINDER
@@ -237,7 +237,8 @@ class Fanout:
     """The outbox's sink adapter: one leased event to every sink it may go to (`sendable`)
     that has not accepted it, each call at once (the first in the row's thread, the others
     in `calls`) within its own deadline, so a failing sink keeps no other waiting; each
-    sink a receiver with a fair share of `parallel`. Deferred when a sink was not called."""
+    sink a receiver with a fair share of `parallel` (`engine.receiver_share`). Deferred when
+    a sink was not called."""
 
     def __init__(
         self,
@@ -253,7 +254,8 @@ class Fanout:
         self._seconds = settings.event_delivery_timeout_seconds
         self._metrics = metrics
         self._calls = calls
-        self.receivers = Receivers(parallel // max(len(self.sinks), 1))
+        window = settings.event_batch_size
+        self.receivers = Receivers(receiver_share(parallel, window, len(self.sinks)))
 
     def ready(self) -> list[str] | None:
         """The sinks with room for a call, or None when there is no sink at all."""

@@ -85,7 +85,9 @@ class Worker:
             engine,
             settings,
             self.metrics,
-            OutboxQueue(fanout.ready),
+            OutboxQueue(
+                settings.event_max_attempts, fanout.ready, sinks=[sink.name for sink in sinks]
+            ),
             fanout.send,
             self._pools[0],
             parallel=PARALLEL_DELIVERIES,

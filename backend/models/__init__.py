@@ -23,6 +23,7 @@ from backend.models.task import TaskSort as TaskSort
 from backend.models.task import TaskStatus as TaskStatus
 from backend.models.task import TaskUpdate as TaskUpdate
 from backend.models.task_event import DeliveryState as DeliveryState
+from backend.models.task_event import EventSink as EventSink
 from backend.models.task_event import TaskEvent as TaskEvent
 from backend.models.task_event import TaskEventsPruned as TaskEventsPruned
 from backend.models.task_event import TaskMemberReminder as TaskMemberReminder

@@ -202,6 +202,17 @@ class TaskEventsPruned(SQLModel, table=True):
     )
 
 
+class EventSink(SQLModel, table=True):
+    """An outbox sink a running worker sends to, renewed while it runs (migration 0108): an
+    event is delivered once every sink of a live registration has it (specs/events.md)."""
+
+    __tablename__ = "event_sinks"
+
+    worker_id: uuid.UUID = column(UUID(as_uuid=True), primary_key=True)
+    sink: str = column(Text, primary_key=True)
+    seen_at: datetime = column(INSTANT, nullable=False, server_default=_NOW)
+
+
 class TaskReminder(SQLModel, table=True):
     """One scheduled reminder instant of a task, kept by a trigger, fired by the worker."""
 

@@ -142,10 +142,13 @@ class Bad:
 
 
 def _settle(engine: Engine) -> None:
-    """What an earlier run left pending is out of the next one's way."""
+    """What an earlier run left pending is out of the next one's way, and its worker's sinks
+    too: a run's events would wait for the last run's registered webhooks (specs/events.md,
+    "Workers and their sinks"), which no worker of this run has."""
     with engine.begin() as conn:
         conn.execute(text("UPDATE task_events SET state = 'delivered' WHERE state = 'pending'"))
         conn.execute(text("DELETE FROM reminder_deliveries WHERE state = 'pending'"))
+        conn.execute(text("DELETE FROM event_sinks"))
 
 
 def _owner(engine: Engine) -> str:

@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, text
 
@@ -32,7 +33,7 @@ from backend.config import Settings, WebhookTarget
 from backend.db.engine import create_db_engine
 from backend.events.notify import topic
 from backend.main import create_app
-from scripts.bench.reminder_peers import Browser, PushReceiver
+from scripts.bench.reminder_peers import Browser, Inbox, PushReceiver
 from tests.conftest import Account
 from tests.events.conftest import (
     SECRET,
@@ -193,6 +194,7 @@ class Trickle:
 
     def __init__(self, watch: Watch) -> None:
         self.paths: dict[str, int] = {}
+        self.open = self.most_open = self.ended = 0  # requests held now, at most, ended
         state = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -200,6 +202,8 @@ class Trickle:
                 self.rfile.read(int(self.headers.get("content-length", 0)))
                 with watch.lock:
                     state.paths[self.path] = state.paths.get(self.path, 0) + 1
+                    state.open += 1
+                    state.most_open = max(state.most_open, state.open)
                 seen = watch.arrived(self.connection)
                 try:
                     self.wfile.write(b"HTTP/1.1 200 OK\r\nx-slow: ")
@@ -212,6 +216,9 @@ class Trickle:
                 except OSError:
                     pass
                 watch.ended(seen)
+                with watch.lock:
+                    state.open -= 1
+                    state.ended += 1
                 self.close_connection = True
 
             def log_message(self, format: str, *args: Any) -> None:
@@ -413,3 +420,127 @@ def test_sixteen_slow_push_endpoints_beside_a_healthy_one(
     assert len(watch.seen) >= SLOW_ENDPOINTS, watch.seen
     assert not any(s.spanning for s in watch.seen), watch.seen
     assert watch.threads == {loop}
+
+
+def _slow_push_service(client: TestClient, who: Account, trickle: Trickle) -> int:
+    """`SLOW_ENDPOINTS` of `who`'s subscriptions at the trickling push service and a task
+    reminding `who` (not due yet); returns the task's id."""
+    for n in range(SLOW_ENDPOINTS):
+        made = client.post(
+            "/api/push-subscriptions",
+            json=Browser().subscription(f"{trickle.origin}/slow/{n}"),
+            headers=who.headers,
+        )
+        assert made.status_code == 201, made.text
+    return int(task_with_reminder(client, who, "Slow")["id"])
+
+
+def _due(engine: Engine, task_id: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE task_reminders SET remind_at = now() - interval '1 s' WHERE task_id = :t"),
+            {"t": task_id},
+        )
+
+
+def test_a_slow_push_service_holds_half_the_window_and_another_persons_push_goes_meanwhile(
+    db_engine: Engine,
+    worker_engine: Engine,
+    push_settings: Settings,
+    push_client: TestClient,
+    watch: Watch,
+    trickle: Trickle,
+    alice: Account,
+    bob: Account,
+) -> None:
+    """`EVENT_BATCH_SIZE=16` and 16 of bob's endpoints at one push service trickling their
+    answers (issue 90): the service gets at most half the window at once, never all of it,
+    and alice's reminder, due while they are all still open, reaches her, push and email,
+    before any of them can end (half their deadline, `PUSH_TIMEOUT_SECONDS`: a bound no load
+    comes near; a window the service filled could not lease hers before its calls' end)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        smtp_port = int(probe.getsockname()[1])
+    chosen = push_settings.model_copy(
+        update={
+            "event_batch_size": 16,
+            "push_timeout_seconds": 16.0,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp_port,
+            "smtp_security": "none",
+            "smtp_from": "Tasks <reminders@example.com>",
+            "public_url": "https://tasks.example.com",
+        }
+    )
+    key = push_client.get("/api/push/public-key").json()["data"]["public_key"]
+    slow = _slow_push_service(push_client, bob, trickle)
+    inbox = Inbox()
+    mail = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
+    mail.start()
+    with PushReceiver(key, {}) as healthy:
+        subscribe(push_client, alice, healthy, "/push/alice")
+        with db_engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO notification_settings "
+                    "(user_id, email, email_address, email_confirmed_at) "
+                    "VALUES (:u, true, 'alice@example.com', now())"
+                ),
+                {"u": alice.id},
+            )
+        hers = int(task_with_reminder(push_client, alice, "Healthy")["id"])
+        _due(db_engine, slow)
+        worker = make_worker(worker_engine, chosen)
+        stop = threading.Event()
+        loop = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+        loop.start()
+        try:
+            until(lambda: trickle.requests > 0, 30, "the slow service's first call")
+            _due(db_engine, hers)
+            until(
+                lambda: len(healthy.received) > 0 and len(inbox.messages) > 0,
+                chosen.push_timeout_seconds / 2,
+                "alice's push and email while the slow service's calls are open",
+            )
+            with watch.lock:
+                ended = trickle.ended
+        finally:
+            stop.set()
+            loop.join(60)
+            worker.close()
+            mail.stop()
+    assert [r.payload["title"] for r in healthy.received] == ["Healthy"]
+    assert [m["Subject"] for m in inbox.messages] == ["Reminder: Healthy"]
+    assert ended == 0
+    assert trickle.most_open == chosen.event_batch_size // 2
+
+
+def test_a_push_whose_answer_outlasts_its_deadline_is_sent_at_most_max_attempts_times(
+    db_engine: Engine,
+    worker_engine: Engine,
+    push_settings: Settings,
+    push_client: TestClient,
+    trickle: Trickle,
+    bob: Account,
+) -> None:
+    """Pushes cut at their deadline (`PUSH_TIMEOUT_SECONDS` = `SMTP_TIMEOUT_SECONDS`, so the
+    lease was no longer than a push's deadline): each row is sent `EVENT_MAX_ATTEMPTS` times,
+    then dead, never once more (issue 90: 3 sends with 2, left pending)."""
+    chosen = push_settings.model_copy(
+        update={"event_batch_size": 16, "push_timeout_seconds": 2.0, "smtp_timeout_seconds": 2.0}
+    )
+    _due(db_engine, _slow_push_service(push_client, bob, trickle))
+
+    def settled() -> bool:
+        with db_engine.connect() as conn:
+            dead = conn.execute(
+                text("SELECT count(*) FROM reminder_deliveries WHERE state = 'dead'")
+            ).scalar_one()
+        # Or a row sent once more than its attempts: what this test is about.
+        return dead == SLOW_ENDPOINTS or trickle.requests > SLOW_ENDPOINTS * 2
+
+    _run(worker_engine, chosen, settled)
+    with db_engine.connect() as conn:
+        rows = conn.execute(text("SELECT state, attempts FROM reminder_deliveries")).all()
+    assert trickle.paths == {f"/slow/{n}": 2 for n in range(SLOW_ENDPOINTS)}, rows
+    assert sorted((r.state, r.attempts) for r in rows) == [("dead", 2)] * SLOW_ENDPOINTS

@@ -162,6 +162,29 @@ def test_timeouts_and_refused_connections_are_failures_too(
     assert "ConnectError" in error
 
 
+def test_an_event_whose_last_attempt_left_no_outcome_is_dead_not_sent_once_more(
+    db_engine: Engine, settings: Settings, receiver: Receiver, alice: Account
+) -> None:
+    """An event leased for its last attempt whose outcome was never recorded (its worker
+    killed, its lease over) is made dead by the next lease, never sent a time more than
+    `EVENT_MAX_ATTEMPTS` (issue 90); the others are delivered beside it."""
+    add_tasks(db_engine, alice.id, 2)
+    with db_engine.begin() as conn:
+        conn.execute(text("UPDATE task_events SET attempts = 3 WHERE id = 1"))
+    worker = make_worker(db_engine, delivery_settings(settings, receiver, event_max_attempts=3))
+    try:
+        assert worker.deliver_batch() == 1
+    finally:
+        worker.close()
+    with db_engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT id, state, attempts, last_error FROM task_events ORDER BY id")
+        ).all()
+    assert [(r.id, r.state, r.attempts) for r in rows] == [(1, "dead", 3), (2, "delivered", 1)]
+    assert rows[0].last_error == "no outcome recorded for its last attempt (its lease ended)"
+    assert len(receiver.by_path("/hook")) == len(receiver.by_path("/v1.0/publish")) == 1
+
+
 def test_a_sink_that_accepted_is_not_sent_the_event_again(
     db_engine: Engine, settings: Settings, receiver: Receiver, alice: Account
 ) -> None:
@@ -178,6 +201,9 @@ def test_a_sink_that_accepted_is_not_sent_the_event_again(
     assert delivered_to == ["dapr"]  # the webhook failed; Dapr is done
     with db_engine.begin() as conn:
         conn.execute(text("UPDATE task_events SET next_attempt_at = now()"))
+        # The unreachable webhook is configured nowhere any more: its registration lapsed
+        # (else its events wait for it: test_sink_sets.py).
+        conn.execute(text("UPDATE event_sinks SET seen_at = now() - interval '1 day'"))
     worker = make_worker(db_engine, delivery_settings(settings, receiver))
     try:
         assert worker.deliver_batch() == 1

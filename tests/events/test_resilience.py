@@ -75,7 +75,7 @@ def test_a_receiver_that_trickles_its_answer_is_cut_at_the_sends_deadline(
     )
     worker = make_worker(db_engine, chosen)
     try:
-        assert worker.batch_seconds == 2
+        assert worker.batch_seconds == 2 + 1 + 2  # the deadline, a place's wait, the slack
         assert worker.deliver_batch() == 2
         with db_engine.connect() as conn:
             rows = conn.execute(
