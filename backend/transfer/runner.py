@@ -171,11 +171,7 @@ class ImportRunner:
         chunks = [ready[i : i + size] for i in range(0, len(ready), size)] or [[]]
         done = total - len(ready)
         store = store_attachment(settings) if analysis.counts.attachments else None
-        report = {
-            "counts": analysis.counts.model_dump(),
-            "warnings": analysis.warnings,
-            "lossy": analysis.lossy,
-        }
+        counts = analysis.counts.model_dump()
         for number, chunk in enumerate(chunks):
             done += len(chunk)
             with self._unit(claims) as work:
@@ -187,7 +183,9 @@ class ImportRunner:
                     done=done,
                     total=total,
                     lease_seconds=settings.import_lease_seconds,
-                    **report,
+                    counts=counts,
+                    warnings=analysis.warnings,
+                    lossy=analysis.lossy,
                 )
                 if not held:
                     raise LeaseLost()

@@ -261,8 +261,8 @@ def create_import(
         preview = ImportPreview(
             source=plan.source,
             counts=analysis.counts,
-            warnings=analysis.warnings,  # type: ignore[arg-type]
-            lossy=analysis.lossy,  # type: ignore[arg-type]
+            warnings=analysis.warnings,
+            lossy=analysis.lossy,
             preview=analysis.preview(),
         )
         body = ImportPreviewEnvelope(data=preview).model_dump(mode="json")

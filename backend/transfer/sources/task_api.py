@@ -134,23 +134,23 @@ def read(data: bytes, file_name: str, zone: str) -> Plan:
         tasks[key] = task
         plan.tasks.append(task)
     for where, line in _lines(files, "comments.jsonl"):
-        task = tasks.get(str(line.get("task_id")))
+        owner = tasks.get(str(line.get("task_id")))
         body = line.get("body")
-        if task is None or not isinstance(body, str) or line.get("id") is None:
+        if owner is None or not isinstance(body, str) or line.get("id") is None:
             plan.warn(where, "task_id", "orphan", "A comment on no task of the archive")
             plan.skipped += 1
             continue
         created = _instant(line.get("created_at"))
-        task.comments.append(PlannedComment(key=str(line["id"]), body=body, created_at=created))
+        owner.comments.append(PlannedComment(key=str(line["id"]), body=body, created_at=created))
     for where, line in _lines(files, "attachments.jsonl"):
-        task = tasks.get(str(line.get("task_id")))
+        holder = tasks.get(str(line.get("task_id")))
         name = line.get("filename")
         member = f"attachments/{line.get('id')}/{name}"
-        if task is None or not isinstance(name, str) or member not in files:
+        if holder is None or not isinstance(name, str) or member not in files:
             plan.warn(where, "task_id", "orphan", "An attachment with no task or bytes")
             plan.skipped += 1
             continue
-        task.attachments.append(
+        holder.attachments.append(
             PlannedAttachment(
                 key=str(line["id"]),
                 file_name=name,
