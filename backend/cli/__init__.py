@@ -10,7 +10,18 @@ import logging
 import os
 from collections.abc import Sequence
 
-from backend.cli import check, database, docs_site, documents, events, mcp_stdio, seed, serve, token
+from backend.cli import (
+    check,
+    database,
+    docs_site,
+    documents,
+    events,
+    imports,
+    mcp_stdio,
+    seed,
+    serve,
+    token,
+)
 
 # In the order `--help` lists them.
 COMMANDS = (
@@ -19,6 +30,7 @@ COMMANDS = (
     token.add_token,
     token.add_push_key,
     seed.add_seed,
+    imports.add_import,
     check.add_check,
     database.add_prune,
     database.add_db,

@@ -301,3 +301,25 @@ def test_too_large_is_413(settings: Settings, register: Callable[..., Account]) 
         )
         assert response.status_code == 413, response.text
         assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_operator_command_imports_for_an_account(
+    client: TestClient, alice: Account, db_engine: Engine, settings: Settings
+) -> None:
+    from backend.transfer.operator import account_of, import_file
+
+    user_id = account_of(db_engine, settings, alice.email.upper())
+    assert user_id == alice.id
+    data = export_zip(tasks=[task(1, "From the shell"), task(2, "Its child", parent_id=1)])
+    options: dict[str, Any] = {
+        "source": "auto",
+        "data": data,
+        "file_name": "tasks-export.zip",
+        "zone": None,
+        "list_id": None,
+    }
+    dry = import_file(db_engine, settings, user_id, dry_run=True, **options)
+    assert dry["counts"]["tasks"] == 2 and dry["source"] == "task-api"
+    done = import_file(db_engine, settings, user_id, dry_run=False, **options)
+    assert done["state"] == "done" and done["counts"]["tasks"] == 2
+    assert sorted(t["title"] for t in _tasks(client, alice)) == ["From the shell", "Its child"]
