@@ -30,6 +30,7 @@ from backend.models.columns import (
     user_id_column,
 )
 from backend.models.common import UtcDatetime
+from backend.models.references import not_a_reference
 
 ImportState = Literal["queued", "running", "done", "failed", "undone"]
 ImportSource = Literal["task-api", "todoist", "ticktick", "google-tasks", "ical"]
@@ -76,7 +77,14 @@ class Import(SQLModel, table=True):
     file_name: str = column(Text, nullable=False, server_default=text("''"), default="")
     time_zone: str = column(Text, nullable=False, server_default=text("'UTC'"), default="UTC")
     # Where tasks with no list of their own go (checked as `POST /api/tasks` checks it).
-    list_id: int | None = column(BigInteger, default=None)
+    list_id: int | None = column(
+        BigInteger,
+        default=None,
+        info=not_a_reference(
+            "an option, not a key: each task written with it is placed through task_tree, so "
+            "a list the owner can no longer add to refuses that write as POST /api/tasks would"
+        ),
+    )
     lease_owner: str | None = column(Text, default=None)
     lease_until: datetime | None = column(INSTANT, default=None)
     attempts: int = column(Integer, nullable=False, server_default=text("0"), default=0)
@@ -104,7 +112,15 @@ class ImportItem(SQLModel, table=True):
     key: str = column(Text, nullable=False)
     kind: str = column(Text, nullable=False)
     # The row it created (a task's, list's, comment's, attachment's or filter's id).
-    row_id: int = column(BigInteger, nullable=False)
+    row_id: int = column(
+        BigInteger,
+        nullable=False,
+        info=not_a_reference(
+            "the row an import created, of the table `kind` names (a list, task, comment, "
+            "file or filter): read back only by the owner's scoped statements; a row deleted "
+            "since is skipped (an undo's delete finds nothing)"
+        ),
+    )
     # A task with no parent in the file: an undo trashes it, its subtasks with it.
     root: bool = column(Boolean, nullable=False, server_default=text("false"), default=False)
     created_at: datetime | None = now_column()
