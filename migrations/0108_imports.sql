@@ -5,7 +5,8 @@
 -- IMPORT_MAX_BYTES): a restarted runner reads it again, so a queued or interrupted import is
 -- never lost. A runner takes one by `lease_owner`/`lease_until` (FOR UPDATE SKIP LOCKED; an
 -- expired lease is taken over) and writes its tasks in chunks; `progress_done` counts the
--- plan's tasks handled. Done, failed or undone, the file is dropped (set to NULL).
+-- plan's tasks handled. Done, failed or undone, the file is dropped (set to NULL). A NULL
+-- `time_zone`: the owner's zone (its notification settings', else UTC) when it runs.
 CREATE TABLE imports (
     id              BIGINT      GENERATED ALWAYS AS IDENTITY,
     user_id         TEXT        NOT NULL,
@@ -19,7 +20,7 @@ CREATE TABLE imports (
     error           TEXT,
     file            BYTEA,
     file_name       TEXT        NOT NULL DEFAULT '',
-    time_zone       TEXT        NOT NULL DEFAULT 'UTC',
+    time_zone       TEXT,
     list_id         BIGINT,
     lease_owner     TEXT,
     lease_until     TIMESTAMPTZ,

@@ -2270,7 +2270,7 @@ CREATE TABLE public.imports (
     error text,
     file bytea,
     file_name text DEFAULT ''::text NOT NULL,
-    time_zone text DEFAULT 'UTC'::text NOT NULL,
+    time_zone text,
     list_id bigint,
     lease_owner text,
     lease_until timestamp with time zone,

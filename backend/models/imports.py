@@ -75,7 +75,8 @@ class Import(SQLModel, table=True):
     # The upload itself (at most IMPORT_MAX_BYTES) until the import is done, failed or undone.
     file: bytes | None = column(LargeBinary, default=None)
     file_name: str = column(Text, nullable=False, server_default=text("''"), default="")
-    time_zone: str = column(Text, nullable=False, server_default=text("'UTC'"), default="UTC")
+    # None: the owner's zone (notification settings', else UTC) when it runs.
+    time_zone: str | None = column(Text, default=None)
     # Where tasks with no list of their own go (checked as `POST /api/tasks` checks it).
     list_id: int | None = column(
         BigInteger,

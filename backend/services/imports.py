@@ -181,7 +181,7 @@ class Known:
 
 class ImportService(Scoped):
     def queue(
-        self, source: str, data: bytes, file_name: str, time_zone: str, list_id: int | None
+        self, source: str, data: bytes, file_name: str, time_zone: str | None, list_id: int | None
     ) -> Any:
         """A new import, `queued`, holding its file until a runner has written it."""
         [row] = self._write(
@@ -291,7 +291,6 @@ class ImportService(Scoped):
 
     def undone(self, import_id: int) -> Any:
         """Mark a done import undone and forget its items (the same file imports again)."""
-        self.get(import_id)  # another's, or none: 404
         self._ahead(_FORGET, import_id=import_id)
         rows = self._write(_UNDONE, import_id=import_id, last=True)
         return rows[0] if rows else None

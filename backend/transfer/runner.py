@@ -26,6 +26,7 @@ from backend.config import Settings
 from backend.errors import AppError, RateLimited, ServiceUnavailable, database_error, loggable
 from backend.services.imports import ImportService, claim
 from backend.services.lists import ListService
+from backend.services.notification_settings import NotificationSettingsService
 from backend.services.registry import UnitOfWork
 from backend.services.saved_filters import SavedFilterService
 from backend.services.tasks import TaskService
@@ -117,8 +118,11 @@ class ImportRunner:
                 row = work.service(ImportService).held(import_id, self.name)
             if row is None:
                 raise LeaseLost()
-            plan = sources.read(row.source, bytes(row.file or b""), row.file_name, row.time_zone)
             with self._unit(claims, write=False) as work:
+                zone = row.time_zone or (
+                    work.service(NotificationSettingsService).get().time_zone or "UTC"
+                )
+                plan = sources.read(row.source, bytes(row.file or b""), row.file_name, zone)
                 standing = standing_of(
                     work.service(ImportService),
                     work.service(ListService),
@@ -126,7 +130,7 @@ class ImportRunner:
                     plan,
                     import_id,
                 )
-            analysis = analyse(plan, standing, row.time_zone, row.list_id)
+            analysis = analyse(plan, standing, zone, row.list_id)
         except NotThisSource as exc:
             return self._fail(import_id, claims, f"{exc.where}: {exc.message}")
         except AppError as exc:

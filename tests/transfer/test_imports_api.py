@@ -323,3 +323,39 @@ def test_operator_command_imports_for_an_account(
     done = import_file(db_engine, settings, user_id, dry_run=False, **options)
     assert done["state"] == "done" and done["counts"]["tasks"] == 2
     assert sorted(t["title"] for t in _tasks(client, alice)) == ["From the shell", "Its child"]
+
+
+def test_an_import_past_a_limit_is_refused_whole(
+    client: TestClient, alice: Account, db_engine: Engine, settings: Settings
+) -> None:
+    from backend.api.responses import EXAMPLES
+
+    lists = [{"id": n, "name": f"List {n}"} for n in range(101)]
+    data = export_zip(lists=lists, tasks=[task(1, "In the first", list_id=0)])
+    dry = _post(client, alice, data, dry_run="true")
+    assert dry.status_code == 422
+    assert dry.json() == EXAMPLES["import_past_a_limit"].example()["value"]
+    queued = _post(client, alice, data)
+    assert queued.status_code == 202
+    _run(db_engine, settings)
+    failed = client.get(queued.headers["Location"], headers=alice.headers).json()["data"]
+    assert failed["state"] == "failed"
+    assert failed["error"] == dry.json()["error"]["message"]
+    assert _tasks(client, alice) == []
+    assert client.get("/api/lists", headers=alice.headers).json()["data"] == []
+
+
+def test_a_list_the_caller_cannot_add_to(
+    client: TestClient, alice: Account, db_engine: Engine, settings: Settings
+) -> None:
+    data = export_zip(tasks=[task(1, "Somewhere")])
+    dry = _post(client, alice, data, dry_run="true", list_id="999999")
+    refused = client.post(
+        "/api/tasks", json={"title": "t", "list_id": 999999}, headers=alice.headers
+    )
+    assert dry.status_code == refused.status_code == 404
+    queued = _post(client, alice, data, list_id="999999")
+    _run(db_engine, settings)
+    failed = client.get(queued.headers["Location"], headers=alice.headers).json()["data"]
+    assert failed["state"] == "failed"
+    assert failed["error"] == refused.json()["error"]["message"]

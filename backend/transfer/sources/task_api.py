@@ -62,7 +62,7 @@ def _lines(files: dict[str, bytes], name: str) -> Iterator[tuple[str, dict[str, 
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise NotThisSource(name, f"{name} is not UTF-8 text") from None
+        raise NotThisSource(name, "not UTF-8 text") from None
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -70,9 +70,9 @@ def _lines(files: dict[str, bytes], name: str) -> Iterator[tuple[str, dict[str, 
         try:
             value = json.loads(line)
         except ValueError:
-            raise NotThisSource(where, f"{where}: not a JSON object") from None
+            raise NotThisSource(where, "not a JSON object") from None
         if not isinstance(value, dict):
-            raise NotThisSource(where, f"{where}: not a JSON object")
+            raise NotThisSource(where, "not a JSON object")
         yield where, value
 
 
