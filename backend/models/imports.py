@@ -191,6 +191,10 @@ class ImportPublic(BaseModel):
 
     @classmethod
     def of(cls, row: Any) -> ImportPublic:
+        if isinstance(row, dict):
+            from types import SimpleNamespace
+
+            row = SimpleNamespace(**row)
         return cls(
             id=row.id,
             source=row.source,

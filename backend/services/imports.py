@@ -106,6 +106,21 @@ _FINISH = (
     )
     .returning(*VIEW)
 )
+# The import with its top-level tasks (what an undo trashes), in one statement.
+_ROOTS = (
+    select(_K.row_id)
+    .where(
+        _K.user_id == bindparam(OWNER),
+        _K.import_id == _I.id,
+        _K.kind == "task",
+        _K.root.is_(True),
+    )
+    .correlate(Import.__table__)  # type: ignore[attr-defined]
+)
+_UNDOING = owned(
+    select(*VIEW, func.array(_ROOTS.scalar_subquery()).label("roots")).where(_I.id == _IMPORT_ID),
+    _I.user_id,
+)
 _UNDONE = (
     owned(update(Import), _I.user_id)
     .where(_I.id == _IMPORT_ID, _I.state == "done")
@@ -285,15 +300,22 @@ class ImportService(Scoped):
         rows = self._write(_FINISH, import_id=import_id, runner=runner, state=state, error=error)
         return rows[0] if rows else None
 
+    def undoing(self, import_id: int) -> Any:
+        """The import and the ids of its top-level tasks (`roots`), in one read; else 404."""
+        row = self._read(_UNDOING, import_id=import_id).first()
+        if row is None:
+            raise NotFound(IMPORT_NOT_FOUND)
+        return row
+
     def forget(self, import_id: int) -> None:
         """Drop the keys of what `import_id` created (failed or undone: it may run again)."""
         self._write(_FORGET, import_id=import_id)
 
-    def undone(self, import_id: int) -> Any:
-        """Mark a done import undone and forget its items (the same file imports again)."""
+    def undone_ahead(self, import_id: int) -> None:
+        """Mark a done import undone and forget its items (the same file imports again), in
+        the message of the next statement (the undo's delete of its tasks)."""
         self._ahead(_FORGET, import_id=import_id)
-        rows = self._write(_UNDONE, import_id=import_id, last=True)
-        return rows[0] if rows else None
+        self._ahead(_UNDONE, import_id=import_id)
 
 
 # A runner's claim: the oldest queued import, or a running one whose lease ran out (its runner

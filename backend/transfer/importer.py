@@ -10,8 +10,7 @@ services. Writing (`write_chunk`) reaches services only through `work.service(X)
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -399,24 +398,17 @@ def check_list(lists: ListService, list_id: int) -> None:
 
 def trash_roots(tasks: TaskService, imports: ImportService, import_id: int) -> None:
     """Trash every task `import_id` created: its roots, their subtasks with them."""
-    for item in imports.created(import_id, TASK):
-        if item.root:
-            # Deleted since (or moved under a deleted task): in the trash already.
-            with suppress(NotFound):
-                tasks.delete(int(item.row_id))
+    roots = [int(item.row_id) for item in imports.created(import_id, TASK) if item.root]
+    if roots:
+        tasks.delete_many(roots)
 
 
-def undo(
-    imports: ImportService, tasks: TaskService, hold_commit: Callable[[], None], import_id: int
-) -> Any:
-    """Trash every task `import_id` created, forget its keys and mark it undone, in one
-    transaction; 409 unless it is `done`."""
-    row = imports.get(import_id)
+def undo(imports: ImportService, tasks: TaskService, import_id: int) -> Any:
+    """Trash every task `import_id` created (the top-level ones: their subtasks go with them),
+    forget its keys and mark it undone, in one message after one read; 409 unless `done`."""
+    row = imports.undoing(import_id)
     if row.state != "done":
         raise Conflict(f"Only a done import can be undone; this one is {row.state}")
-    hold_commit()
-    trash_roots(tasks, imports, import_id)
-    undone = imports.undone(import_id)
-    if undone is None:
-        raise Conflict("The import changed meanwhile; read it again")
-    return undone
+    imports.undone_ahead(import_id)
+    tasks.delete_many([int(task_id) for task_id in row.roots])
+    return {**row._mapping, "state": "undone"}

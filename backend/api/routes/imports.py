@@ -16,7 +16,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from backend.api.deps import Door, DoorRoute, SettingsDep, uses
+from backend.api.deps import DoorRoute, SettingsDep, uses
 from backend.api.responses import EXAMPLES, VALIDATION, ErrorExample, errors, ok
 from backend.errors import (
     Conflict,
@@ -347,10 +347,9 @@ _NOT_DONE = ErrorExample.of(
 def undo_import(
     imports: Annotated[ImportService, uses(ImportService)],
     tasks: Annotated[TaskService, uses(TaskService)],
-    door: Door,
     import_id: ImportId,
 ) -> ImportEnvelope:
-    return ImportEnvelope(data=ImportPublic.of(undo(imports, tasks, door.hold_commit, import_id)))
+    return ImportEnvelope(data=ImportPublic.of(undo(imports, tasks, import_id)))
 
 
 def body_limit(max_bytes: int) -> int:
