@@ -261,14 +261,16 @@ FILE_ROUTES = frozenset(
 )
 SAMPLE_FILE = ("sample.txt", b"a sample file\n", "text/plain")
 # An import takes a file that must be one (`POST /api/imports`, multipart): our own export with
-# one task, its id new on every call so that each import creates it.
+# a task and its subtask, their ids new on every call so that each import creates them.
 IMPORT_ROUTE = ("POST", "/api/imports")
 
 
 def sample_import() -> dict[str, Any]:
     from tests.transfer.archive import export_zip, task
 
-    data = export_zip(tasks=[task(10**12 + next(_UNIQUE), "Imported")])
+    parent = 10**12 + next(_UNIQUE)
+    child = task(10**12 + next(_UNIQUE), "Its subtask", parent_id=parent)
+    data = export_zip(tasks=[task(parent, "Imported"), child])
     return {"files": {"file": ("tasks-export.zip", data, "application/zip")}}
 
 

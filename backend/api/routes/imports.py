@@ -33,6 +33,7 @@ from backend.models.imports import (
     ImportPublic,
     SourceParam,
 )
+from backend.models.references import Reference
 from backend.services.imports import IMPORT_NOT_FOUND, ImportService
 from backend.services.lists import ListService
 from backend.services.notification_settings import NotificationSettingsService
@@ -280,6 +281,7 @@ ImportId = Annotated[
     int,
     Path(ge=1, le=IMPORT_ID_MAX, description="The import's id.", examples=[7]),
     DecimalDigits,
+    Reference("imports", None),  # the caller's own
 ]
 
 
