@@ -114,6 +114,40 @@ def _depth(task: PlannedTask, by_key: dict[str, PlannedTask]) -> int:
     return depth
 
 
+def _unparent_the_unplaceable(
+    ready: list[Ready],
+    by_key: dict[str, PlannedTask],
+    done: dict[str, Known],
+    warnings: list[dict[str, Any]],
+    list_id: int | None,
+) -> None:
+    """A subtask whose parent is not written (refused after it, listed nowhere) or whose
+    parents loop goes to the top level, with a warning (a reader should have done so)."""
+    written = {r.planned.key for r in ready}
+    there = {key.partition(":")[2] for key in done if key.startswith(f"{TASK}:")}
+    for r in ready:
+        chain, parent, placeable = {r.planned.key}, r.parent_key, True
+        while parent is not None and parent not in there:
+            if parent in chain or parent not in written:
+                placeable = False
+                break
+            chain.add(parent)
+            parent = by_key[parent].parent_key
+        if placeable:
+            continue
+        warnings.append(
+            _warning(
+                r.planned.item,
+                "parent",
+                "parent_missing",
+                "Its parent loops or is not written: top level",
+            )
+        )
+        r.parent_key, r.root, r.list_key = None, True, r.planned.list_key
+        if r.list_key is None and list_id is not None:
+            r.fields["list_id"] = list_id
+
+
 def plan_keys(plan: Plan) -> list[str]:
     """Every item key of `plan` (what `Standing.known` is read for)."""
     keys = [item_key(LIST, item.key) for item in plan.lists]
@@ -214,6 +248,7 @@ def analyse(plan: Plan, standing: Standing, zone: str, list_id: int | None) -> A
         attachment_bytes += sum(len(a.data) for a in task.attachments)
         list_key = task.list_key if parent_key is None else None
         ready.append(Ready(task, fields, parent_key is None, parent_key, list_key))
+    _unparent_the_unplaceable(ready, by_key, done, warnings, list_id)
     free = standing.attachment_bytes_free
     if free is not None and attachment_bytes > free:
         raise LimitReached(

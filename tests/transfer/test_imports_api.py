@@ -359,3 +359,24 @@ def test_a_list_the_caller_cannot_add_to(
     failed = client.get(queued.headers["Location"], headers=alice.headers).json()["data"]
     assert failed["state"] == "failed"
     assert failed["error"] == refused.json()["error"]["message"]
+
+
+def test_a_parent_loop_or_a_child_before_a_refused_parent_goes_to_the_top(
+    client: TestClient, alice: Account, db_engine: Engine, settings: Settings
+) -> None:
+    tasks = [
+        task(1, "Loops with 2", parent_id=2),
+        task(2, "Loops with 1", parent_id=1),
+        task(3, "Its parent comes later, refused", parent_id=4),
+        task(4, "x" * 201),
+    ]
+    data = export_zip(tasks=tasks)
+    dry = _post(client, alice, data, dry_run="true").json()["data"]
+    assert dry["counts"]["tasks"] == 3 and dry["counts"]["skipped"] == 1
+    queued = _post(client, alice, data)
+    _run(db_engine, settings)
+    done = client.get(queued.headers["Location"], headers=alice.headers).json()["data"]
+    assert done["state"] == "done", done
+    assert done["warnings"] == dry["warnings"]
+    assert all(t["parent_id"] is None for t in _tasks(client, alice))
+    assert len(_tasks(client, alice)) == 3
