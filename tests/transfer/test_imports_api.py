@@ -380,3 +380,23 @@ def test_a_parent_loop_or_a_child_before_a_refused_parent_goes_to_the_top(
     assert done["warnings"] == dry["warnings"]
     assert all(t["parent_id"] is None for t in _tasks(client, alice))
     assert len(_tasks(client, alice)) == 3
+
+
+def test_an_archives_files_come_across_byte_for_byte(
+    client: TestClient, alice: Account, db_engine: Engine, settings: Settings
+) -> None:
+    data = b"%PDF-1.4 not really\n" + bytes(range(256))
+    row = {"id": 77, "task_id": 1, "filename": "receipt.pdf", "content_type": "application/pdf"}
+    archive = export_zip(tasks=[task(1, "With a file")], attachments=[(row, data)])
+    dry = _post(client, alice, archive, dry_run="true").json()["data"]
+    assert dry["counts"]["attachments"] == 1
+    queued = _post(client, alice, archive)
+    _run(db_engine, settings)
+    done = client.get(queued.headers["Location"], headers=alice.headers).json()["data"]
+    assert done["state"] == "done", done
+    [made] = _tasks(client, alice)
+    files = client.get(f"/api/tasks/{made['id']}/attachments", headers=alice.headers).json()
+    [stored] = files["data"]
+    assert stored["filename"] == "receipt.pdf" and stored["size"] == len(data)
+    path = f"/api/tasks/{made['id']}/attachments/{stored['id']}/download"
+    assert client.get(path, headers=alice.headers).content == data
