@@ -53,6 +53,7 @@ def _archive() -> bytes:
             due_date="2026-12-01T09:30:00+09:00",
             time_zone="Asia/Tokyo",
             recurrence="FREQ=YEARLY",
+            reminders=[{"minutes_before_due": 30}],
             position=131072,
         ),
         task(
@@ -128,6 +129,7 @@ def test_round_trip_dry_run_reimport_undo(
     assert trip["list_id"] == lists[0]["id"]
     passport = tasks["Renew passport"]
     assert passport["recurrence"] == "FREQ=YEARLY"
+    assert passport["reminders"] == [{"minutes_before_due": 30}]
     assert passport["due_date"].startswith("2026-12-01T00:30:00")
     old = tasks["Old task"]
     assert old["completed"] is True and old["completed_at"].startswith("2025-01-02T03:04:05")
