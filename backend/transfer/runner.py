@@ -98,14 +98,24 @@ class ImportRunner:
             return Outcome(claimed.import_id, "left")
 
     def loop(self, stop: threading.Event) -> None:
-        """Run imports until `stop` is set, waiting IMPORT_POLL_SECONDS when none waits."""
-        poll = self._settings.import_poll_seconds
+        """Run imports until `stop` is set, waiting IMPORT_POLL_SECONDS when none waits. While
+        the database is away it backs off (doubling, up to 30 s), logging the 1st, 2nd, 4th...
+        failure only, as the worker's loop does."""
+        poll, away = self._settings.import_poll_seconds, 0
         while not stop.is_set():
             try:
                 outcome = self.run_once()
             except Exception as exc:  # the database away: wait, try again
-                logger.error("import runner cycle failed", exc_info=loggable(exc))
-                outcome = None
+                away += 1
+                if away & (away - 1) == 0:
+                    logger.error(
+                        "import runner cycle failed (%d in a row)", away, exc_info=loggable(exc)
+                    )
+                stop.wait(min(poll * 2.0 ** min(away - 1, 20), max(poll, 30.0)))
+                continue
+            if away:
+                logger.info("import runner cycles succeed again after %d failed", away)
+                away = 0
             if outcome is None:
                 stop.wait(poll)
 
