@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +49,9 @@ from backend.transfer.plan import NotThisSource
 logger = logging.getLogger(__name__)
 # Past this many claims of one import (each a runner that died or a database away), it fails.
 MAX_ATTEMPTS = 5
+# A chunk refused by the owner's write rate limit is tried again after this wait, this often.
+RATE_LIMITED_WAIT = 5.0
+RATE_LIMITED_TRIES = 12
 
 
 class LeaseLost(Exception):
@@ -188,24 +192,33 @@ class ImportRunner:
         counts = analysis.counts.model_dump()
         for number, chunk in enumerate(chunks):
             done += len(chunk)
-            with self._unit(claims) as work:
-                work.hold_commit()
-                imports: ImportService = work.service(ImportService)
-                held = imports.progress(
-                    import_id,
-                    self.name,
-                    done=done,
-                    total=total,
-                    lease_seconds=settings.import_lease_seconds,
-                    counts=counts,
-                    warnings=analysis.warnings,
-                    lossy=analysis.lossy,
-                )
-                if not held:
-                    raise LeaseLost()
-                if number == 0:
-                    write_lists(work, import_id, analysis, written)
-                write_chunk(work, import_id, analysis, chunk, written, store)
+            for attempt in range(RATE_LIMITED_TRIES):
+                try:
+                    with self._unit(claims) as work:
+                        work.hold_commit()
+                        imports: ImportService = work.service(ImportService)
+                        held = imports.progress(
+                            import_id,
+                            self.name,
+                            done=done,
+                            total=total,
+                            lease_seconds=settings.import_lease_seconds,
+                            counts=counts,
+                            warnings=analysis.warnings,
+                            lossy=analysis.lossy,
+                        )
+                        if not held:
+                            raise LeaseLost()
+                        if number == 0:
+                            write_lists(work, import_id, analysis, written)
+                        write_chunk(work, import_id, analysis, chunk, written, store)
+                    break
+                except RateLimited:
+                    # The owner's write limit, counted at the chunk's entry (nothing written):
+                    # wait within the lease, then the same chunk again.
+                    if attempt == RATE_LIMITED_TRIES - 1:
+                        raise
+                    time.sleep(min(RATE_LIMITED_WAIT, settings.import_lease_seconds / 3))
             if self._after_chunk is not None:
                 self._after_chunk(number)
         with self._unit(claims) as work:
