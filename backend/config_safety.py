@@ -3,12 +3,12 @@ last validator): never a placeholder or short secret, a wildcard origin, or data
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from pydantic import HttpUrl, SecretStr
 
 from backend.keys import vapid_private_key
-
-if TYPE_CHECKING:
-    from backend.config import Settings
 
 # Values from docs and examples that must never sign real tokens.
 _PLACEHOLDER_SECRETS = {
@@ -28,7 +28,69 @@ def _in_clear(url: Any) -> bool:
     return bool(url.scheme != "https" and url.host not in _LOOPBACK_HOSTS)
 
 
-def refuse_unsafe(settings: Settings) -> None:
+class _Webhook(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def url(self) -> HttpUrl: ...
+
+
+class Checked(Protocol):
+    """What these rules read of `Settings` (backend/config.py, which calls them: it is not
+    imported here, so the two modules are not a cycle; mypy checks `Settings` against this
+    where `refuse_unsafe(self)` is called)."""
+
+    @property
+    def is_production(self) -> bool: ...
+    @property
+    def environment(self) -> str: ...
+    @property
+    def cors_origins(self) -> Sequence[str]: ...
+    @property
+    def jwt_secret(self) -> SecretStr | None: ...
+    @property
+    def jwt_jwks_url(self) -> HttpUrl | None: ...
+    @property
+    def jwks_issuer(self) -> str | None: ...
+    @property
+    def jwks_audience(self) -> str | None: ...
+    @property
+    def metrics_enabled(self) -> bool | None: ...
+    @property
+    def metrics_token(self) -> SecretStr | None: ...
+    @property
+    def db_statement_timeout_ms(self) -> int: ...
+    @property
+    def db_response_timeout_ms(self) -> int | None: ...
+    @property
+    def event_webhooks(self) -> Sequence[_Webhook]: ...
+    @property
+    def push_enabled(self) -> bool | None: ...
+    @property
+    def push_allow_loopback(self) -> bool: ...
+    @property
+    def vapid_private_key(self) -> SecretStr | None: ...
+    @property
+    def vapid_subject(self) -> str | None: ...
+    @property
+    def smtp_host(self) -> str | None: ...
+    @property
+    def smtp_from(self) -> str | None: ...
+    @property
+    def smtp_username(self) -> str | None: ...
+    @property
+    def smtp_password(self) -> SecretStr | None: ...
+    @property
+    def smtp_security(self) -> str: ...
+    @property
+    def s3_access_key_id(self) -> str | None: ...
+    @property
+    def s3_secret_access_key(self) -> SecretStr | None: ...
+    @property
+    def database_url(self) -> SecretStr | None: ...
+
+
+def refuse_unsafe(settings: Checked) -> None:
     """Raise `ValueError` with what to change for the first unsafe setting found."""
     production = settings.is_production
     if "*" in settings.cors_origins:

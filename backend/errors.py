@@ -180,6 +180,16 @@ class UploadIncomplete(AppError):
     headers: ClassVar[Mapping[str, str] | None] = {"Connection": "close"}
 
 
+class BodyIncomplete(AppError):
+    """The connection ended before a CalDAV request's body did (the client gone): nobody is left
+    to receive the answer, nothing was done (logged at INFO, as an upload's)."""
+
+    status_code = 400
+    code = "BODY_INCOMPLETE"
+    message = "The connection ended before the request's body did; send it again"
+    headers: ClassVar[Mapping[str, str] | None] = {"Connection": "close"}
+
+
 class ChatNotConfigured(AppError):
     """No chat provider is configured: chat is off (no retry helps), the rest of the API is not."""
 

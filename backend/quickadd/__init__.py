@@ -5,7 +5,23 @@ it could go either way: docs/guides/quick-add.md; its examples: tests/quickadd/.
 always whole words, so an email `a@b.com`, `C#`, Mark or monitor stay text.
 """
 
-from backend.quickadd.model import Directory, Names, QuickAddError, Reading, Token
+from backend.quickadd.model import (
+    Directory,
+    Names,
+    NowOutOfRange,
+    QuickAddError,
+    Reading,
+    Token,
+)
 from backend.quickadd.reader import names_in, read
 
-__all__ = ["Directory", "Names", "QuickAddError", "Reading", "Token", "names_in", "read"]
+__all__ = [
+    "Directory",
+    "Names",
+    "NowOutOfRange",
+    "QuickAddError",
+    "Reading",
+    "Token",
+    "names_in",
+    "read",
+]

@@ -107,6 +107,15 @@ def month_day(today: date, month: int, day: int) -> date | None:
     return None
 
 
+def in_year(key: str, month: int, day: int) -> date | None:
+    """`month`/`day` of the year `key` (`Oct 5 2027`, as Todoist exports a date); None when
+    `key` is no year a task may have or that year has no such day."""
+    year = number(key, FIRST_YEAR, LAST_YEAR) if len(key) == 4 else None
+    if year is None or day > calendar.monthrange(year, month)[1]:
+        return None
+    return date(year, month, day)
+
+
 def iso(key: str) -> date | None:
     """`2026-12-05` exactly (an impossible day is None)."""
     if len(key) != 10 or key[4] != "-" or key[7] != "-":
@@ -118,6 +127,13 @@ def iso(key: str) -> date | None:
         return bounded(date(int(parts[0]), int(parts[1]), int(parts[2])))
     except ValueError:
         return None
+
+
+def passed(at: time, instant: datetime, now: datetime) -> bool:
+    """Whether a time typed without a date, `at`, on today's `instant`, is past: a time that is
+    now is today, but midnight typed at 00:00:00 is the next one, as at 00:00:01 (it names the
+    day's end, never the instant it is typed)."""
+    return now > instant or (now == instant and at == time(0))
 
 
 def local(day: date, at: time, zone: ZoneInfo) -> datetime | None:

@@ -12,6 +12,11 @@ class QuickAddError(ValueError):
     """Text that reads as no task (only tokens): message says why."""
 
 
+class NowOutOfRange(ValueError):
+    """`now`, read in the zone, is not a day of years 1-9999 (valid as sent, as
+    `9999-12-31T23:00-12:00` read in UTC): no `today` can be read from it, whatever the text."""
+
+
 @dataclass(frozen=True)
 class Token:
     """One recognised phrase: `text[start:end] == token.text` (offsets in code points)."""

@@ -12,8 +12,8 @@ from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from backend.quickadd import repeat, when
-from backend.quickadd.days import local, plus_days
-from backend.quickadd.model import Directory, Names, QuickAddError, Reading, Token
+from backend.quickadd.days import local, passed, plus_days
+from backend.quickadd.model import Directory, Names, NowOutOfRange, QuickAddError, Reading, Token
 from backend.quickadd.words import TRAILING, Word, chains, split
 
 PRIORITIES = {f"!{name}": name for name in ("high", "medium", "low", "none")}
@@ -60,10 +60,14 @@ def read(
     default_list: int | None = None,
     ignore: Collection[int] = (),
 ) -> Reading:
-    """`text` read as a task; `QuickAddError` when nothing is left for a title."""
+    """`text` read as a task; `QuickAddError` when nothing is left for a title, `NowOutOfRange`
+    when `now` in `zone` is outside years 1-9999."""
     if now.utcoffset() is None:
         raise ValueError("now must be an aware datetime")
-    today = now.astimezone(zone).date()
+    try:
+        today = now.astimezone(zone).date()
+    except OverflowError:
+        raise NowOutOfRange("now, read in the time zone, falls outside years 1-9999") from None
     cut = split(text)
     pieces = _scan(text, cut.words, today, directory, frozenset(ignore))
     list_id = default_list
@@ -214,7 +218,7 @@ def _due(pieces: _Pieces, today: date, now: datetime, zone: ZoneInfo) -> date | 
     if pieces.at is None:
         return None
     instant: datetime | None = local(today, pieces.at, zone)
-    if instant is not None and now > instant:
+    if instant is not None and passed(pieces.at, instant, now):
         tomorrow = plus_days(today, 1)
         instant = None if tomorrow is None else local(tomorrow, pieces.at, zone)
     return instant

@@ -129,7 +129,7 @@ def first_due(
     if at is None:
         return first.date()
     instant = days.local(first.date(), at, zone)
-    if instant is not None and now > instant:
+    if instant is not None and days.passed(at, instant, now):
         following = rrulestr(pattern, dtstart=first).after(first)
         if following is None or days.bounded(following.date()) is None:
             return None

@@ -82,11 +82,9 @@ def _body(keys: Keys, today: date) -> DateMatch | None:
     elif first == "in" and second:
         return _later(keys, today)
     elif first in days.MONTHS and second:
-        day = days.day_number(second)
-        taken, found = 2, None if day is None else days.month_day(today, days.MONTHS[first], day)
+        return _month_day(keys, days.MONTHS[first], days.day_number(second), today)
     elif second in days.MONTHS:
-        day = days.day_number(first)
-        taken, found = 2, None if day is None else days.month_day(today, days.MONTHS[second], day)
+        return _month_day(keys, days.MONTHS[second], days.day_number(first), today)
     elif first == "the":
         ordinal = _ordinal_day(keys[1:], today)
         if ordinal is not None and ordinal[0] == 3:  # `the 5th of May`; a bare `the 5th` is text
@@ -98,6 +96,18 @@ def _body(keys: Keys, today: date) -> DateMatch | None:
             return 3, ordinal[1], None
         taken, found = 1, days.iso(first)
     return None if found is None else (taken, found, None)
+
+
+def _month_day(keys: Keys, month: int, day: int | None, today: date) -> DateMatch | None:
+    """`Dec 5` or `5 Dec`: the next one not past; with a year after it (`Dec 5 2027`), that
+    year's, past or not."""
+    if day is None:
+        return None
+    dated = days.in_year(keys[2], month, day) if len(keys) > 2 else None
+    if dated is not None:
+        return 3, dated, None
+    found = days.month_day(today, month, day)
+    return None if found is None else (2, found, None)
 
 
 def _later(keys: Keys, today: date) -> DateMatch | None:

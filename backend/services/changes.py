@@ -238,7 +238,9 @@ def _in_collection(no_list: bool, collection: Any = _COLLECTION) -> ColumnElemen
 
 def collection_head(collection: Any = None) -> ColumnElement[int]:
     """A collection's position (its sync token, `getctag`): its latest event below any change in
-    flight, or how far pruning went; `collection` None: the tasks in no list."""
+    flight, or how far pruning went; `collection` None: the tasks in no list. Each arm is a
+    maximum read from the top of its own index (`ix_task_events_user_id_list_id_id`, `_no_list_id`,
+    `_left_list`: migration 0074), so one list's change leaves the other collections' tokens."""
     if collection is None:
         arms = [_E.list_id.is_(None), _moved_out_of(_NO_LIST_JSON)]
     else:

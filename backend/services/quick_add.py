@@ -34,7 +34,16 @@ from backend.models.references import Action
 from backend.models.sharing import ListMember
 from backend.models.task_list import TaskList
 from backend.models.user import User
-from backend.quickadd import Directory, Names, QuickAddError, Reading, names_in, read
+from backend.quickadd import (
+    Directory,
+    Names,
+    NowOutOfRange,
+    QuickAddError,
+    Reading,
+    names_in,
+    read,
+)
+from backend.quickadd.sent import Offsets, offsets
 from backend.recurrence import DEFAULT_TIME_ZONE, time_zone
 from backend.services.access import denied, may, role_in
 
@@ -125,7 +134,9 @@ def _people(rows: Iterable[Any]) -> dict[str, str]:
 class QuickAddService(Scoped):
     def read(self, body: QuickAddRequest) -> QuickAdd:
         """The task `body.text` makes for the caller (422: only tokens, or an invalid title)."""
-        names = names_in(body.text, body.ignore)
+        where = offsets(body.sent, body.text)  # tokens' offsets are of the text as sent
+        ignore = where.normalized(set(body.ignore))
+        names = names_in(body.text, ignore)
         rows = self._look_up(names, body)
         zone = str(body.time_zone) if body.time_zone is not None else None
         if zone is None:
@@ -139,14 +150,16 @@ class QuickAddService(Scoped):
                 zone=time_zone(zone),
                 directory=directory,
                 default_list=body.list_id,
-                ignore=body.ignore,
+                ignore=ignore,
             )
         except QuickAddError as error:
             raise InvalidRequest.at("body.text", str(error)) from None
+        except NowOutOfRange as error:
+            raise InvalidRequest.at("body.now", str(error)) from None
         if reading.list_id is not None and reading.list_id == body.list_id:
             self._check_default(body.list_id, rows)
         task = _task(reading, zone)
-        return QuickAdd(_preview(reading, task, zone), task)
+        return QuickAdd(_preview(reading, task, zone, where), task)
 
     def _look_up(self, names: Names, body: QuickAddRequest) -> list[Any]:
         """One read of what the line names, or none when it names nothing to look up."""
@@ -214,14 +227,15 @@ def _task(reading: Reading, zone: str) -> TaskCreate:
         raise InvalidRequest.at("body.text", f"{where}: {first['msg']}") from None
 
 
-def _preview(reading: Reading, task: TaskCreate, zone: str) -> QuickAddPreview:
-    """What the text makes, as the create will store it, and the tokens it was read from."""
+def _preview(reading: Reading, task: TaskCreate, zone: str, where: Offsets) -> QuickAddPreview:
+    """What the text makes, as the create will store it, and the tokens it was read from (their
+    offsets and text of the text as sent)."""
     fields = task.model_dump(include=set(QuickAddTask.model_fields) - {"time_zone"})
-    tokens = [
-        {
-            **vars(t),
-            "value": t.value.astimezone(UTC) if isinstance(t.value, datetime) else t.value,
-        }
-        for t in reading.tokens
-    ]
+    tokens = []
+    for t in reading.tokens:
+        start, end = where.span(t.start, t.end)
+        value = t.value.astimezone(UTC) if isinstance(t.value, datetime) else t.value
+        tokens.append(
+            {**vars(t), "start": start, "end": end, "text": where.sent[start:end], "value": value}
+        )
     return QuickAddPreview.model_validate({"task": {**fields, "time_zone": zone}, "tokens": tokens})

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Connection, text
 
 from backend.config import Settings
@@ -24,6 +25,20 @@ _HIT = text(
     )
 )
 _CLEAN_UP_ONE_IN = 500
+# A hit, then another only when the first is within its limit (`RateLimiter._hit_then`): the
+# second call's filter reads no column of it, so PostgreSQL runs it as a one-time filter and
+# never calls the function when it is false.
+_HIT_THEN = text(
+    "WITH first AS MATERIALIZED (SELECT key, hits, reset_seconds FROM task_api_hit("
+    "CAST(:keys AS text[]), CAST(:windows AS integer[]), false)) "
+    "SELECT key, hits, reset_seconds FROM first UNION ALL "
+    "SELECT key, hits, reset_seconds FROM task_api_hit("
+    "CAST(:then_keys AS text[]), CAST(:then_windows AS integer[]), false) "
+    "WHERE (SELECT max(hits) FROM first) <= :limit"
+)
+# An address's confirmation mails an hour: this many accounts' bounds, so that no one account
+# (a stranger typing someone's address) can spend it alone and lock its owner out.
+ADDRESS_ACCOUNTS = 3
 
 
 class HeaderSink(Protocol):
@@ -127,13 +142,16 @@ class RateLimiter:
         )
 
     def confirmation_mail(self, user_id: str, address: str) -> None:
-        """One confirmation mail about to be made for `address` by `user_id`: counted per
-        account and per address (an hour each) before the settings' write; over either, 429."""
-        s = self._settings
-        limit = s.rate_limit_confirmation_mails_per_hour
-        self._enforce(
-            (Policy("confirmation-mail-account", limit, 3600), user_id),
-            (Policy("confirmation-mail-address", limit, 3600), _norm(address)),
+        """One confirmation mail about to be made for `address` by `user_id`, before the
+        settings' write, in one statement: counted per account, and only when the account's
+        bound admits it, per address (`mailbox_key`: its forms are one), whose bound is
+        `ADDRESS_ACCOUNTS` accounts' (an hour each); over either, 429. So a stranger's requests,
+        refused or not, never use up the address's bound: its owner can still ask."""
+        limit = self._settings.rate_limit_confirmation_mails_per_hour
+        account = Policy("confirmation-mail-account", limit, 3600)
+        mailbox = Policy("confirmation-mail-address", limit * ADDRESS_ACCOUNTS, 3600)
+        settle_usages(
+            self._hit_then((account, user_id), (mailbox, mailbox_key(address))), self._headers
         )
 
     def chat(self, user_id: str) -> None:
@@ -177,6 +195,27 @@ class RateLimiter:
 
     def _enforce(self, *checks: tuple[Policy, str]) -> None:
         settle_usages(self._hit(checks), self._headers)
+
+    def _hit_then(self, first: tuple[Policy, str], then: tuple[Policy, str]) -> list[Usage]:
+        """Count against `first`, and against `then` only if `first` is within its limit."""
+        if not self._settings.rate_limit_enabled or first[0].limit <= 0:
+            return self._hit([then])
+        if then[0].limit <= 0:
+            return self._hit([first])
+        (policy, client), (then_policy, then_client) = first, then
+        keys = {limit_key(policy, client): policy, limit_key(then_policy, then_client): then_policy}
+        with self._conn.begin():
+            rows = self._conn.execute(
+                _HIT_THEN,
+                {
+                    "keys": [limit_key(policy, client)],
+                    "windows": [policy.window_seconds],
+                    "then_keys": [limit_key(then_policy, then_client)],
+                    "then_windows": [then_policy.window_seconds],
+                    "limit": policy.limit,
+                },
+            ).all()
+        return [Usage(keys[key], hits, reset) for key, hits, reset in rows]
 
     def _hit(self, checks: Sequence[tuple[Policy, str]]) -> list[Usage]:
         """Count against each (policy, client), committed at once: before anything else runs."""
@@ -276,3 +315,13 @@ def _clean_up() -> bool:
 
 def _norm(email: str) -> str:
     return email.strip().lower()
+
+
+def mailbox_key(address: str) -> str:
+    """What counts an address's mails: one key for the forms of one mailbox (its domain as
+    Unicode or as its IDNA A-label, any case; the local part's case too, as sign-in's)."""
+    try:
+        checked = validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return _norm(address)
+    return f"{checked.local_part}@{checked.ascii_domain}".lower()

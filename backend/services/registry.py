@@ -268,6 +268,19 @@ class UnitOfWork:
             raise RuntimeError("a link's account is named before its anonymous work is entered")
         self.caller_id = user_id
 
+    def again(self) -> UnitOfWork:
+        """A new unit of work of the same caller (token, engine, settings), for reads that come
+        after this one closed: a streamed body's pages (an export), each in its own short unit
+        of work, so no connection is held while bytes move to the client. It counts no write;
+        each entry checks the account again (revoked meanwhile: 401 ends the stream)."""
+        return UnitOfWork(
+            self._engine,
+            self._settings,
+            claims=self._claims,
+            client_ip=self._client_ip,
+            transaction_locals=self._locals,
+        )
+
     def names_task(self, task_id: int) -> None:
         """The write names `task_id` in its body rather than its path (a ChatKit widget's button):
         its entry takes that task's space's change lock too (migration 0041). Before entering."""

@@ -179,7 +179,9 @@ def _space(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, at: Named = 
 
 @cache
 def spaces_lock(shape: tuple[Sent, Sent, Anchor, bool]) -> Any:
-    """A new task's two change locks, taken together ahead of its insert (specs/events.md)."""
+    """A new task's two change locks, the caller's and its space's, taken together ahead of its
+    insert: two members adding to each other's lists, each holding one lock while waiting for
+    the other's, would deadlock (specs/events.md)."""
     space = _space(shape, moving=False)
     return select(func.task_api_lock_spaces(array([bindparam(OWNER), space])))
 

@@ -71,7 +71,8 @@ NOT_RESTORED = frozenset(
 RESTORED = tuple(
     f.name for f in FIELDS if not f.derived and f.name not in _UNRECORDED | NOT_RESTORED
 )
-# The owner's own reminders: undone by the owner only, in a statement of their own.
+# The owner's own reminders: undone by the owner only, in a statement of their own: a member's
+# write of the column is their own reminders' (`tasks_keep_member_reminders`), never the owner's.
 REMINDED = (*RESTORED, "reminders")
 # An entry that changed the schedule is undone only while all of it is as the entry left it.
 _SCHEDULE = tuple(sorted((SCHEDULE_FIELDS | set(PLANNED)) - {"reminders"}))
@@ -89,7 +90,8 @@ _MOVED = ("list_id", "parent_id", "position")
 _NAMED = bindparam("event_id", type_=BigInteger)
 LIST_DELETED = "list.deleted"
 # The entry named, else the caller's newest undoable change; a list's deletion counts (refused,
-# saying where its tasks went), its tasks' deletions after it do not.
+# saying where its tasks went), its tasks' deletions after it do not: undoing one of them would
+# bring back one task of the deleted list.
 _LAST_KINDS = (*UNDOABLE, ChangeType.deleted.value, LIST_DELETED)
 _MINE = _EVENTS.alias("mine_last")
 _LIST_GONE = _EVENTS.alias("list_gone")

@@ -23,6 +23,11 @@ class NotThisSource(ValueError):
         self.message = message
 
 
+class ZipTooLarge(NotThisSource):
+    """A zip with more members, or members that would expand to more bytes, than the import
+    allows: refused from its central directory, before anything is expanded."""
+
+
 @dataclass(frozen=True)
 class ItemWarning:
     """One thing the reading could not take as it is: `item` is where it is in the file (a

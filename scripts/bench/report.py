@@ -740,8 +740,8 @@ STYLES = {
 }
 
 
-# The `bench` extra as uv.lock has it, hashed (`pip install -e ".[bench]"` cannot resolve it:
-# botocore caps python-dateutil below 3, which only uv's override lifts).
+# The `bench` extra as uv.lock has it, hashed: exactly the locked versions (`pip install -e
+# ".[bench]"` would resolve its own, unhashed).
 INSTALL_BENCH = (
     "python -m uv export --frozen --no-emit-project --extra bench -q"
     " | pip install --require-hashes --no-deps -r /dev/stdin"

@@ -148,7 +148,7 @@ def test_check_reports_configuration_errors_in_one_line() -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["serve", "migrate", "token", "seed", "check", "prune", "db", "openapi"]
+    "command", ["serve", "migrate", "token", "seed", "export", "check", "prune", "db", "openapi"]
 )
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     from backend.cli import build_parser

@@ -4,12 +4,16 @@ any Basic header sent reaches a line the server wrote."""
 
 from __future__ import annotations
 
+import re
+import socket
+import time
 from base64 import b64encode
 
 import httpx
 import pytest
 
 from tests.conftest import running_server
+from tests.rawhttp import port_of
 
 
 def _basic(username: str, password: str) -> str:
@@ -50,3 +54,50 @@ def test_dav_through_a_served_process_logs_no_credential(database_url: str) -> N
     assert "/dav/calendars/{segment}" in written  # the access log has the DAV requests
     for secret in (data["password"], data["password"][5:], right[6:], wrong[6:]):
         assert secret not in written
+
+
+def _cut(port: int, head: str, part: bytes) -> None:
+    """A request whose headers promise more body than is sent before the socket closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head.encode() + part)
+        time.sleep(0.2)  # the server is reading the body when the client goes away
+
+
+def test_a_dav_body_cut_by_its_client_is_its_abort_not_an_error(database_url: str) -> None:
+    """Issue 90: a PROPFIND or PUT whose client goes away mid-body was a 500 with a traceback
+    (`ClientDisconnect` from the body's stream); it is the client's abort, logged at INFO, as
+    an upload's is."""
+    with running_server(database_url, RATE_LIMIT_ENABLED="false") as (base_url, _, log):
+        with httpx.Client(base_url=base_url, timeout=30) as http:
+            body = {"email": "cut-dav@example.com", "password": "password-123"}
+            registered = http.post("/api/auth/register", json=body)
+            assert registered.status_code == 201, registered.text
+            bearer = {"Authorization": "Bearer " + registered.json()["data"]["access_token"]}
+            list_id = http.post("/api/lists", json={"name": "Cut"}, headers=bearer).json()
+            made = http.post("/api/app-passwords", json={"name": "phone"}, headers=bearer)
+            data = made.json()["data"]
+            right = _basic(data["username"], data["password"])
+            port = port_of(base_url)
+            common = f"Host: 127.0.0.1\r\nAuthorization: {right}\r\nContent-Length: 4000\r\n"
+            _cut(
+                port,
+                f"PROPFIND /dav/ HTTP/1.1\r\n{common}Depth: 0\r\n"
+                "Content-Type: application/xml\r\n\r\n",
+                b'<?xml version="1.0"?><propfind xmlns="DAV:"><prop>',
+            )
+            _cut(
+                port,
+                f"PUT /dav/calendars/{list_id['data']['id']}/cut.ics HTTP/1.1\r\n{common}"
+                "Content-Type: text/calendar\r\n\r\n",
+                b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n",
+            )
+            deadline = time.monotonic() + 10
+            while log.read_text().count("client's abort") < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            # The server is well: the next request is answered.
+            after = http.request("PROPFIND", "/dav/", headers={"Authorization": right})
+            assert after.status_code == 207
+        written = log.read_text()
+    assert written.count("client's abort") == 2, written[-3000:]
+    assert "Traceback" not in written and "ClientDisconnect" not in written, written[-3000:]
+    assert not re.search(r'\bERROR\b|"level": "ERROR"| 500 ', written), written[-3000:]

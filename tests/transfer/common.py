@@ -1,0 +1,42 @@
+"""What the readers' tests share: the fixture files (tests/transfer/files/, each app's real
+layout) and a zip built in memory."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+from backend.transfer.plan import Plan, PlannedTask
+
+FILES = Path(__file__).resolve().parent / "files"
+FAR_ZONES = ("Pacific/Kiritimati", "Pacific/Pago_Pago", "Asia/Kathmandu")
+
+
+def fixture(*parts: str) -> bytes:
+    return FILES.joinpath(*parts).read_bytes()
+
+
+def zipped(members: dict[str, bytes], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def by_title(plan: Plan) -> dict[str, PlannedTask]:
+    return {task.fields["title"]: task for task in plan.tasks}
+
+
+def codes(plan: Plan) -> list[tuple[str, str]]:
+    return [(warning.item, warning.code) for warning in plan.warnings]
+
+
+def parents_first(plan: Plan) -> bool:
+    seen: set[str] = set()
+    for task in plan.tasks:
+        if task.parent_key is not None and task.parent_key not in seen:
+            return False
+        seen.add(task.key)
+    return True
