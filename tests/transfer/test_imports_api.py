@@ -402,3 +402,35 @@ def test_an_archives_files_come_across_byte_for_byte(
     assert stored["filename"] == "receipt.pdf" and stored["size"] == len(data)
     path = f"/api/tasks/{made['id']}/attachments/{stored['id']}/download"
     assert client.get(path, headers=alice.headers).content == data
+
+
+def test_a_todoist_csv_told_apart_and_imported(
+    client: TestClient, alice: Account, db_engine: Engine, settings: Settings
+) -> None:
+    csv = (
+        "TYPE,CONTENT,DESCRIPTION,PRIORITY,INDENT,AUTHOR,RESPONSIBLE,DATE,DATE_LANG,TIMEZONE\n"
+        "task,Buy milk @errands,,1,1,,,2026-12-01,en,\n"
+        "task,Oat if they have it,,4,2,,,,,\n"
+    ).encode()
+    files = {"file": ("Groceries [123].csv", csv, "text/csv")}
+    dry = client.post(
+        "/api/imports",
+        files=files,
+        data={"source": "auto", "dry_run": "true", "time_zone": "Asia/Tokyo"},
+        headers=alice.headers,
+    )
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["data"]["source"] == "todoist"
+    assert dry.json()["data"]["counts"]["tasks"] == 2
+    queued = client.post(
+        "/api/imports", files=files, data={"time_zone": "Asia/Tokyo"}, headers=alice.headers
+    )
+    assert queued.status_code == 202, queued.text
+    _run(db_engine, settings)
+    done = client.get(queued.headers["Location"], headers=alice.headers).json()["data"]
+    assert done["state"] == "done", done
+    assert done["counts"] == dry.json()["data"]["counts"]
+    tasks = {t["title"]: t for t in _tasks(client, alice)}
+    assert tasks["Buy milk"]["tags"] == ["errands"] and tasks["Buy milk"]["priority"] == "high"
+    assert tasks["Buy milk"]["due_date"] == "2026-12-01"
+    assert tasks["Oat if they have it"]["parent_id"] == tasks["Buy milk"]["id"]
