@@ -408,10 +408,10 @@ def test_a_todoist_csv_told_apart_and_imported(
     client: TestClient, alice: Account, db_engine: Engine, settings: Settings
 ) -> None:
     csv = (
-        "TYPE,CONTENT,DESCRIPTION,PRIORITY,INDENT,AUTHOR,RESPONSIBLE,DATE,DATE_LANG,TIMEZONE\n"
-        "task,Buy milk @errands,,1,1,,,2026-12-01,en,\n"
-        "task,Oat if they have it,,4,2,,,,,\n"
-    ).encode()
+        b"TYPE,CONTENT,DESCRIPTION,PRIORITY,INDENT,AUTHOR,RESPONSIBLE,DATE,DATE_LANG,TIMEZONE\n"
+        b"task,Buy milk @errands,,1,1,,,2026-12-01,en,\n"
+        b"task,Oat if they have it,,4,2,,,,,\n"
+    )
     files = {"file": ("Groceries [123].csv", csv, "text/csv")}
     dry = client.post(
         "/api/imports",
@@ -434,3 +434,81 @@ def test_a_todoist_csv_told_apart_and_imported(
     assert tasks["Buy milk"]["tags"] == ["errands"] and tasks["Buy milk"]["priority"] == "high"
     assert tasks["Buy milk"]["due_date"] == "2026-12-01"
     assert tasks["Oat if they have it"]["parent_id"] == tasks["Buy milk"]["id"]
+
+
+def test_export_from_one_account_import_into_another(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine, settings: Settings
+) -> None:
+    """Our own archive is lossless: what Alice exports, Bob imports the same but for ids,
+    owners and creation times."""
+    h = alice.headers
+    home = client.post("/api/lists", json={"name": "Home"}, headers=h).json()["data"]["id"]
+    parent = client.post(
+        "/api/tasks",
+        json={
+            "title": "Paint the fence",
+            "description": "White",
+            "priority": "high",
+            "due_date": "2026-12-24",
+            "time_zone": "Pacific/Auckland",
+            "tags": ["outside"],
+            "list_id": home,
+        },
+        headers=h,
+    ).json()["data"]
+    client.post("/api/tasks", json={"title": "Buy paint", "parent_id": parent["id"]}, headers=h)
+    client.post(
+        "/api/tasks",
+        json={
+            "title": "Water plants",
+            "due_date": "2026-12-01T08:00:00-05:00",
+            "time_zone": "America/New_York",
+            "recurrence": "FREQ=WEEKLY",
+            "reminders": [{"minutes_before_due": 15}],
+        },
+        headers=h,
+    )
+    done = client.post("/api/tasks", json={"title": "Old"}, headers=h).json()["data"]
+    client.patch(f"/api/tasks/{done['id']}/complete", json={"completed": True}, headers=h)
+    client.post(f"/api/tasks/{parent['id']}/comments", json={"body": "Two coats"}, headers=h)
+    exported = client.get("/api/export", headers=h)
+    assert exported.status_code == 200, exported.text
+
+    queued = _post(client, bob, exported.content)
+    assert queued.status_code == 202, queued.text
+    _run(db_engine, settings)
+    state = client.get(queued.headers["Location"], headers=bob.headers).json()["data"]
+    assert state["state"] == "done", state
+
+    kept = (
+        "title",
+        "description",
+        "priority",
+        "due_date",
+        "all_day",
+        "time_zone",
+        "recurrence",
+        "tags",
+        "completed",
+        "completed_at",
+        "reminders",
+    )
+
+    def shown(account: Account) -> dict[str, dict[str, Any]]:
+        tasks = _tasks(client, account)
+        titles = {t["id"]: t["title"] for t in tasks}
+        lists = client.get("/api/lists", headers=account.headers).json()["data"]
+        names = {item["id"]: item["name"] for item in lists}
+        return {
+            t["title"]: {
+                **{k: t[k] for k in kept},
+                "parent": titles.get(t["parent_id"]),
+                "list": names.get(t["list_id"]),
+            }
+            for t in tasks
+        }
+
+    assert shown(bob) == shown(alice)
+    [bobs] = [t for t in _tasks(client, bob) if t["title"] == "Paint the fence"]
+    comments = client.get(f"/api/tasks/{bobs['id']}/comments", headers=bob.headers).json()
+    assert [c["body"] for c in comments["data"]] == ["Two coats"]
