@@ -199,6 +199,16 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=9464, ge=0, le=65535)
     worker_max_lag_seconds: int = Field(default=60, ge=1)
 
+    # Imports (specs/import-export.md): the upload's bound (413 past it, before it is read
+    # whole), the tasks a runner writes per unit of work, its lease on an import (a runner that
+    # dies is taken over once it ends), how often an idle runner looks, and whether the API
+    # process runs one (the worker always does).
+    import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    import_chunk_tasks: int = Field(default=250, ge=1, le=5000)
+    import_lease_seconds: float = Field(default=60.0, ge=5, le=3600)
+    import_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    import_runner_in_api: bool = True
+
     # Web Push (RFC 8292) and email reminders.
     push_enabled: bool | None = None
     vapid_private_key: UnsetSecret = None

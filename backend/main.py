@@ -20,6 +20,8 @@ from backend.api.errors import install_error_handlers
 from backend.api.middleware import EdgeMiddleware, bounded
 from backend.api.routes import api_router, tag_descriptions
 from backend.api.routes.attachments import UPLOAD_PATH, upload_body_limit
+from backend.api.routes.imports import IMPORTS_PATH
+from backend.api.routes.imports import body_limit as import_body_limit
 from backend.auth.password_cache import VerifiedPasswords
 from backend.auth.passwords import dummy_hash
 from backend.auth.verifier import TokenVerifier
@@ -33,6 +35,7 @@ from backend.db.sender import transaction_locals
 from backend.mcp.mount import install_mcp
 from backend.observability.metrics import install_metrics
 from backend.services.live import LiveFeeds
+from backend.transfer.runner import RunnerThread
 
 DESCRIPTION = """
 A multi-user task API. Every `/api/tasks` route needs `Authorization: Bearer <JWT>`;
@@ -47,6 +50,7 @@ Success bodies are `{"data": ...}` (lists add `"meta"`); errors are
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _UPLOAD = re.compile(UPLOAD_PATH)
+_IMPORTS = re.compile(IMPORTS_PATH)
 
 
 def _accept_request_id(value: str) -> bool:
@@ -84,10 +88,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.live = LiveFeeds(engine, settings, app.state.transaction_locals)
         if metrics is not None:
             metrics.watch_pool(engine, settings.db_pool_size, settings.db_max_overflow)
+        # Imports run off the request: a runner here too, so `serve` alone imports (the worker
+        # runs one as well; they share the work through leases).
+        imports = RunnerThread(engine, settings) if settings.import_runner_in_api else None
+        if imports is not None:
+            imports.start()
         try:
             async with mcp.run():
                 yield
         finally:
+            if imports is not None:
+                await anyio.to_thread.run_sync(imports.stop)
             engine.dispose()
             if metrics is not None:
                 metrics.close()
@@ -131,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_size=settings.max_body_bytes,
         mounts=[
             ("POST", _UPLOAD, bounded(upload_body_limit(settings.attachments_max_file_bytes))),
+            ("POST", _IMPORTS, bounded(import_body_limit(settings.import_max_bytes))),
             ("*", DAV_PATHS, own_bodies),
         ],
         cors_origins=settings.cors_origins,

@@ -104,6 +104,8 @@ def settings(database_url: str) -> Settings:
         # A live stream (GET /api/changes/stream) asked by a test that walks every route ends
         # on its own; tests of the stream itself run a server with their own settings.
         stream_max_seconds=0.5,
+        # Tests run imports' runners themselves (tests/transfer/), never on the app's thread.
+        import_runner_in_api=False,
     )
 
 

@@ -260,13 +260,27 @@ FILE_ROUTES = frozenset(
     if child.path and child.create is None
 )
 SAMPLE_FILE = ("sample.txt", b"a sample file\n", "text/plain")
+# An import takes a file that must be one (`POST /api/imports`, multipart): our own export with
+# a task and its subtask, their ids new on every call so that each import creates them.
+IMPORT_ROUTE = ("POST", "/api/imports")
+
+
+def sample_import() -> dict[str, Any]:
+    from tests.transfer.archive import export_zip, task
+
+    parent = 10**12 + next(_UNIQUE)
+    child = task(10**12 + next(_UNIQUE), "Its subtask", parent_id=parent)
+    data = export_zip(tasks=[task(parent, "Imported"), child])
+    return {"files": {"file": ("tasks-export.zip", data, "application/zip")}}
 
 
 def body_of(method: str, template: str, body: Any) -> dict[str, Any]:
     """A request's body arguments for the test client: a one-part file upload for a route in
-    FILE_ROUTES (its template's), else `body` as JSON."""
+    FILE_ROUTES (its template's), an export's zip for an import, else `body` as JSON."""
     if (method.upper(), template) in FILE_ROUTES:
         return {"files": {"file": SAMPLE_FILE}}
+    if (method.upper(), template) == IMPORT_ROUTE:
+        return sample_import()
     return {"json": body}
 
 
@@ -291,6 +305,8 @@ def make_row(
         return known[name]
     if name == "event_id":
         return _activity_entry(client, account, known, made)
+    if name == "import_id":
+        return _import(client, account, known)
     assert name in made, f"nothing makes {{{name}}}: see test_every_path_parameter_can_be_filled"
     creator = made[name]
     for outer in path_parameters(creator.collection):
@@ -310,6 +326,20 @@ def make_row(
         assert gone.status_code == 204, (url, gone.text)
     known[name] = row_id
     return row_id
+
+
+def _import(client: TestClient, account: Account, known: dict[str, int]) -> int:
+    """A done import to name (`{import_id}`): queued by its route, then run to its end by a
+    runner (as the worker's or the API's thread would), so an undo can undo it."""
+    from backend.transfer.runner import ImportRunner
+
+    queued = client.post("/api/imports", **sample_import(), headers=account.headers)
+    assert queued.status_code == 202, queued.text
+    import_id = int(queued.json()["data"]["id"])
+    state = client.app.state  # type: ignore[attr-defined]
+    ImportRunner(state.engine, state.settings).run_once(only=import_id)
+    known["import_id"] = import_id
+    return import_id
 
 
 def _activity_entry(

@@ -520,6 +520,8 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.services.idempotency", "prune_expired"): "the prune command: every user's",
     ("backend.services.reminders", "fire_due"): "the worker: every user's due reminders",
     ("backend.services.trash", "purge_expired"): "the worker: every user's trash past its days",
+    ("backend.services.imports", "claim"): "the import runner: every user's queued imports (or "
+    "one whose runner's lease ran out); the run then works as the import's owner",
     ("backend.services.attachments", "sweep_orphans"): "the worker: which stored objects any "
     "attachment (or trash) still names, every user's",
     ("backend.services.health", "pending_migrations"): "readiness: the migrations table",

@@ -28,6 +28,7 @@ from backend.services.changes import prune
 from backend.services.reminders import fire_due
 from backend.services.trash import purge_expired
 from backend.storage import ObjectStorage, storage_from_settings
+from backend.transfer.runner import RunnerThread
 
 logger = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 300
@@ -128,7 +129,16 @@ class Worker:
             self._push_http.close()
 
     def run(self, stop: threading.Event) -> None:
-        """Cycle until `stop` is set; then the sends in flight finish and are recorded."""
+        """Cycle until `stop` is set; then the sends in flight finish and are recorded. Imports
+        run beside the cycles, on a thread of their own (backend/transfer/runner.py)."""
+        imports = RunnerThread(self._engine, self._settings)
+        imports.start()
+        try:
+            self._run(stop)
+        finally:
+            imports.stop()
+
+    def _run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 self.cycle()

@@ -327,6 +327,7 @@ PLUMBING: dict[str, str] = {
     "tasks_check_tree_on_*": "a check (`ck_tasks_tree`): task_tree.py refuses first",
     "fk_*_user_id_users": "an account's rows go with it (UserService.delete)",
     "fk_task_reminders_user_id_task_id_tasks": "a task's reminder schedule goes with it",
+    "fk_import_items_user_id_import_id_imports": "an import's keys go with it",
     "fk_messages_user_id_conversation_id_conversations": "a thread's messages go with it",
     "fk_messages_user_id_reply_to_messages": "an answer goes with its question",
     "fk_chatkit_items_user_id_conversation_id_conversations": "a thread's items go with it",

@@ -239,6 +239,16 @@ DELETE_COMPLETED = trashing(
     _T.user_id == bindparam(OWNER),
     counted=True,
 )
+# The caller's tasks by their ids, those still there, each with its subtree (an import's undo:
+# the tasks it created at the top of the file; its own space only, as DELETE_COMPLETED).
+DELETE_MANY = trashing(
+    owned(
+        delete(Task).where(_T.id == func.any(bindparam("task_ids", type_=ARRAY(BigInteger)))),
+        _T.user_id,
+    ),
+    _T.user_id == bindparam(OWNER),
+    counted=True,
+)
 COMPLETED = bindparam("completed", type_=Boolean)
 # The columns `plan_schedule` writes: the schedule fields and what the server derives from them.
 PLANNED = (

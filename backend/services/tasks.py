@@ -28,6 +28,7 @@ from backend.services.task_statements import (
     COMPLETING,
     DELETE,
     DELETE_COMPLETED,
+    DELETE_MANY,
     GET,
     INSERTING,
     NEXT_OCCURRENCE,
@@ -321,6 +322,13 @@ class TaskService(TaskUpdating):
             None if isinstance(operation, DeleteOp) else self._completing(task_of(row))
             for operation, row in zip(operations, rows, strict=True)
         ]
+
+    @fires(Rule.SUBTREE_CASCADE, Rule.SUBTASK_COUNTS)
+    def delete_many(self, task_ids: Sequence[int]) -> int:
+        """Delete those of `task_ids` still there (with subtrees) into the trash, in one
+        statement that may commit the request; return how many tasks went."""
+        rows = self._write(DELETE_MANY, task_ids=list(task_ids), last=True)
+        return int(rows[0].deleted) if rows else 0
 
     @fires(Rule.SUBTASK_COUNTS)
     def delete_completed(self) -> int:

@@ -55,6 +55,9 @@ NOT_PROVOKED = {
     "upload_stalled",
     "uploads_busy",
     "storage_unavailable",
+    # A file over IMPORT_MAX_BYTES (50 MiB): tests/transfer/test_imports_api.py, on a server
+    # with a small bound.
+    "import_too_large",
 }
 
 
@@ -116,6 +119,25 @@ def _undo_conflict(client: TestClient, alice: Account) -> httpx.Response:
 def _not_undoable(client: TestClient, alice: Account) -> httpx.Response:
     _list(client, alice)
     return client.post(f"/api/activity/{_newest_entry(client, alice)}/undo", headers=alice.headers)
+
+
+def _import_not_done(client: TestClient, alice: Account) -> httpx.Response:
+    from tests.resources import sample_import
+
+    queued = client.post("/api/imports", **sample_import(), headers=alice.headers)
+    return client.post(f"{queued.headers['Location']}/undo", headers=alice.headers)
+
+
+def _import_not_the_source(client: TestClient, alice: Account) -> httpx.Response:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("manifest.json", '{"format": "task-api-export", "version": 1}')
+        archive.writestr("tasks.jsonl", '{"id": 1, "title": "a"}\n{"id": 2, "title": "b"}\nx\n')
+    files = {"file": ("tasks-export.zip", buffer.getvalue(), "application/zip")}
+    return client.post("/api/imports", files=files, headers=alice.headers)
 
 
 def _list(client: TestClient, account: Account, name: str = "Groceries") -> int:
@@ -204,6 +226,8 @@ PROVOKE: dict[str, Callable[[TestClient, Account], httpx.Response]] = {
     ),
     "bulk_task_not_found": _bulk_missing,
     "undo_conflict": _undo_conflict,
+    "import_not_done": _import_not_done,
+    "import_not_the_source": _import_not_the_source,
     "not_undoable": _not_undoable,
     "activity_entry_not_found": lambda client, alice: client.post(
         "/api/activity/999999999/undo", headers=alice.headers

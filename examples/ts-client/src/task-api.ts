@@ -46,6 +46,19 @@ export type TaskStats = Schemas["TaskStatsPublic"];
 export type TaskOccurrences = Schemas["TaskOccurrences"];
 export type Reminder = Task["reminders"][number];
 export type TimeZone = Schemas["TimeZone"];
+/** An import (`importTasks`): its state, progress, counts, warnings and what was kept only
+ * partly. */
+export type Import = Schemas["ImportPublic"];
+/** A dry run's answer: what the import would create, nothing written. */
+export type ImportPreview = Schemas["ImportPreview"];
+export type ImportPage = Schemas["ImportsEnvelope"];
+export type ImportQuery = NonNullable<operations["listImports"]["parameters"]["query"]>;
+/** `importTasks`' options: `source` (default "auto"), `time_zone`, `list_id`. */
+export interface ImportOptions extends CallOptions {
+  source?: "auto" | "task-api" | "todoist" | "ticktick" | "google-tasks" | "ical";
+  timeZone?: string;
+  listId?: number;
+}
 export type TaskChange = Schemas["TaskChange"];
 export type ChangesPage = Schemas["TaskChangesEnvelope"];
 /**
@@ -896,6 +909,64 @@ export class TaskApi {
   async updateNotificationSettings(body: NotificationSettingsUpdate, options: CallOptions = {}) {
     const answer = await this.client.PATCH("/api/notification-settings", { body, ...options });
     return data(answer) as NotificationSettings;
+  }
+
+  // -- imports ------------------------------------------------------------------------------
+
+  /** Send a file another app exported (or our own export) as the multipart form
+   * `POST /api/imports` takes; `previewImport` is its dry run. Answers the queued import:
+   * poll `getImport` until `state` is `done` or `failed`. */
+  async importTasks(
+    file: Blob,
+    filename: string,
+    options: ImportOptions = {},
+  ): Promise<Import> {
+    const form = this.importForm(file, filename, false, options);
+    const answer = await this.client.POST("/api/imports", form);
+    // 202 (queued) or, for a dry run, 200: the document types both answers.
+    return (ok(answer) as unknown as { data: Import }).data;
+  }
+
+  /** What `importTasks` would create, nothing written. */
+  async previewImport(
+    file: Blob,
+    filename: string,
+    options: ImportOptions = {},
+  ): Promise<ImportPreview> {
+    const form = this.importForm(file, filename, true, options);
+    const answer = await this.client.POST("/api/imports", form);
+    return (ok(answer) as unknown as { data: ImportPreview }).data;
+  }
+
+  private importForm(file: Blob, filename: string, dryRun: boolean, options: ImportOptions) {
+    const { source = "auto", timeZone, listId, ...init } = options;
+    const form = new FormData();
+    form.append("file", file, filename);
+    form.append("source", source);
+    form.append("dry_run", String(dryRun));
+    if (timeZone !== undefined) form.append("time_zone", timeZone);
+    if (listId !== undefined) form.append("list_id", String(listId));
+    // As `uploadAttachment`: the FormData carries the Blob itself (fetch sets the boundary).
+    const body = form as unknown as { file: string };
+    return { body, bodySerializer: () => form, ...init };
+  }
+
+  /** An import of yours (another user's: NOT_FOUND). */
+  async getImport(importId: number, options: CallOptions = {}): Promise<Import> {
+    const params = { path: { import_id: importId } };
+    return data(await this.client.GET("/api/imports/{import_id}", { params, ...options }));
+  }
+
+  /** Your imports, newest first (follow `meta.next_cursor`). */
+  async listImports(query: ImportQuery = {}, options: CallOptions = {}): Promise<ImportPage> {
+    const params = { query };
+    return ok(await this.client.GET("/api/imports", { params, ...options })) as ImportPage;
+  }
+
+  /** Put every task an import created in the trash (one step); the same file imports again. */
+  async undoImport(importId: number, options: CallOptions = {}): Promise<Import> {
+    const params = { path: { import_id: importId } };
+    return data(await this.client.POST("/api/imports/{import_id}/undo", { params, ...options }));
   }
 
   // -- trash --------------------------------------------------------------------------------

@@ -1,0 +1,449 @@
+"""The importer: a `Plan` validated as `POST /api/tasks` would validate each task (`analyse`: the
+dry run and the import alike, one path, so what the dry run shows is what the import creates),
+then written through the services REST uses, in chunks, each chunk one unit of work keyed by
+where its items came from (`import_items`), so a chunk run twice adds nothing.
+
+`analyse` reads nothing itself: what it needs of the database (the keys earlier imports
+created, the caller's lists, filters and attachment use) is `Standing`, read by the caller's
+services. Writing (`write_chunk`) reaches services only through `work.service(X)`."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from backend.contracts.saved_filters import FilterCreate
+from backend.errors import AppError, Conflict, InvalidRequest, LimitReached, NotFound
+from backend.models import TaskCreate
+from backend.models.attachment import ATTACHMENTS_PER_TASK
+from backend.models.imports import PREVIEW_TASKS, ImportCounts
+from backend.models.names import name_key
+from backend.models.references import Action
+from backend.models.saved_filter import FILTERS_PER_USER
+from backend.models.sharing import COMMENTS_PER_TASK
+from backend.models.task_list import LISTS_PER_USER, SUBTASKS_PER_TASK, ListCreate
+from backend.services.access import require
+from backend.services.dav_statements import COMPLETED_AT_SENT, CREATED_DONE
+from backend.services.imports import ImportService, Known
+from backend.services.lists import LIST_NOT_FOUND, ListService
+from backend.services.registry import UnitOfWork
+from backend.services.saved_filters import SavedFilterService
+from backend.services.task_children import TaskCommentService
+from backend.services.task_placement import placement_of
+from backend.services.task_statements import INSERTING
+from backend.services.task_update import created
+from backend.services.tasks import TaskService
+from backend.transfer.plan import Plan, PlannedTask
+
+# The keys of `import_items`: an item's kind and its key in the source.
+LIST, TASK, COMMENT, ATTACHMENT, FILTER = "list", "task", "comment", "attachment", "filter"
+
+
+def item_key(kind: str, key: str) -> str:
+    return f"{kind}:{key}"
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What `analyse` needs of the database: the keys of the plan's items already created (by
+    this import: `mine`, by an earlier one: `known`), the caller's lists by name key, how many
+    saved filters it has and its attachment use and quota."""
+
+    known: dict[str, Known] = field(default_factory=dict)
+    mine: dict[str, Known] = field(default_factory=dict)
+    lists: dict[str, int] = field(default_factory=dict)
+    filters: int = 0
+    filter_names: frozenset[str] = frozenset()
+    attachment_bytes_free: int | None = None
+
+
+@dataclass
+class Ready:
+    """A task that passed our rules, in the order it is written."""
+
+    planned: PlannedTask
+    fields: dict[str, Any]
+    root: bool
+    parent_key: str | None  # its parent's key when that parent is written too
+    list_key: str | None
+
+
+@dataclass
+class Analysis:
+    plan: Plan
+    tasks: list[Ready]
+    lists: list[tuple[str, str]]  # (key, name) to create
+    lists_reused: dict[str, int]  # a planned list's key -> an existing list of that name
+    filters: list[dict[str, Any]]
+    counts: ImportCounts
+    warnings: list[dict[str, Any]]
+    lossy: list[dict[str, Any]]
+
+    def preview(self) -> list[dict[str, Any]]:
+        out = []
+        for ready in self.tasks[:PREVIEW_TASKS]:
+            shown = TaskCreate.model_validate(ready.fields).model_dump(mode="json")
+            shown["completed_at"] = (
+                ready.planned.completed_at.isoformat() if ready.planned.completed_at else None
+            )
+            shown["list"], shown["parent"] = ready.list_key, ready.parent_key
+            out.append(shown)
+        return out
+
+
+def _warning(item: str, field_: str | None, code: str, message: str) -> dict[str, Any]:
+    return {"item": item, "field": field_, "code": code, "message": message}
+
+
+def _refusal(error: ValidationError) -> tuple[str | None, str]:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    return where or None, str(first.get("msg", "invalid"))
+
+
+def _depth(task: PlannedTask, by_key: dict[str, PlannedTask]) -> int:
+    depth, seen, parent = 0, {task.key}, task.parent_key
+    while parent is not None and parent in by_key and parent not in seen:
+        seen.add(parent)
+        depth += 1
+        parent = by_key[parent].parent_key
+    return depth
+
+
+def _unparent_the_unplaceable(
+    ready: list[Ready],
+    by_key: dict[str, PlannedTask],
+    done: dict[str, Known],
+    warnings: list[dict[str, Any]],
+    list_id: int | None,
+) -> None:
+    """A subtask whose parent is not written (refused after it, listed nowhere) or whose
+    parents loop goes to the top level, with a warning (a reader should have done so)."""
+    written = {r.planned.key for r in ready}
+    there = {key.partition(":")[2] for key in done if key.startswith(f"{TASK}:")}
+    for r in ready:
+        chain, parent, placeable = {r.planned.key}, r.parent_key, True
+        while parent is not None and parent not in there:
+            if parent in chain or parent not in written:
+                placeable = False
+                break
+            chain.add(parent)
+            parent = by_key[parent].parent_key
+        if placeable:
+            continue
+        warnings.append(
+            _warning(
+                r.planned.item,
+                "parent",
+                "parent_missing",
+                "Its parent loops or is not written: top level",
+            )
+        )
+        r.parent_key, r.root, r.list_key = None, True, r.planned.list_key
+        if r.list_key is None and list_id is not None:
+            r.fields["list_id"] = list_id
+
+
+def plan_keys(plan: Plan) -> list[str]:
+    """Every item key of `plan` (what `Standing.known` is read for)."""
+    keys = [item_key(LIST, item.key) for item in plan.lists]
+    for task in plan.tasks:
+        keys.append(item_key(TASK, task.key))
+        keys.extend(item_key(COMMENT, c.key) for c in task.comments)
+        keys.extend(item_key(ATTACHMENT, a.key) for a in task.attachments)
+    keys.extend(item_key(FILTER, str(f["key"])) for f in plan.filters)
+    return keys
+
+
+def analyse(plan: Plan, standing: Standing, zone: str, list_id: int | None) -> Analysis:
+    """What the import of `plan` creates, refuses and skips; `LimitReached` (nothing to be
+    written) when it would take the caller past a limit."""
+    warnings = [_warning(w.item, w.field, w.code, w.message) for w in plan.warnings]
+    counts = ImportCounts(skipped=plan.skipped)
+    done = {**standing.known, **standing.mine}
+
+    def seen(kind: str, key: str) -> bool:
+        """Created before: an earlier import's counts as already imported."""
+        full = item_key(kind, key)
+        if full in standing.known:
+            counts.already_imported += 1
+        return full in done
+
+    lists: list[tuple[str, str]] = []
+    reused: dict[str, int] = {}
+    for planned in plan.lists:
+        if seen(LIST, planned.key):
+            continue
+        existing = standing.lists.get(name_key(planned.name))
+        if existing is not None:
+            reused[planned.key] = existing
+            continue
+        lists.append((planned.key, planned.name))
+    if len(standing.lists) + len(lists) > LISTS_PER_USER:
+        raise LimitReached(
+            f"The import adds {len(lists)} lists to your {len(standing.lists)}, past the most "
+            f"there can be ({LISTS_PER_USER})"
+        )
+    counts.lists = len(lists) + sum(1 for p in plan.lists if item_key(LIST, p.key) in standing.mine)
+
+    by_key = {task.key: task for task in plan.tasks}
+    refused: set[str] = set()
+    ready: list[Ready] = []
+    children: dict[str | None, int] = {}
+    attachment_bytes = 0
+    for task in plan.tasks:
+        fields = dict(task.fields)
+        fields.setdefault("time_zone", zone)
+        parent_key = task.parent_key
+        if parent_key is not None and (parent_key in refused or parent_key not in by_key):
+            what = "was skipped" if parent_key in refused else "is not in the file"
+            warnings.append(
+                _warning(task.item, "parent", "parent_missing", f"Its parent {what}: top level")
+            )
+            parent_key = None
+        if parent_key is None and task.list_key is None and list_id is not None:
+            fields["list_id"] = list_id
+        try:
+            data = TaskCreate.model_validate(fields)
+            created(data)  # the schedule's rules (an RRULE we refuse)
+            if parent_key is not None and data.recurrence is not None:
+                raise InvalidRequest.at("recurrence", "Only top-level tasks recur")
+        except ValidationError as error:
+            where, message = _refusal(error)
+            warnings.append(_warning(task.item, where, "invalid", message))
+            refused.add(task.key)
+            counts.skipped += 1
+            continue
+        except AppError as error:
+            detail = (error.details or [{}])[0]
+            where = str(detail.get("field", "")).removeprefix("body.") or None
+            warnings.append(_warning(task.item, where, "invalid", error.message))
+            refused.add(task.key)
+            counts.skipped += 1
+            continue
+        if seen(TASK, task.key):
+            for comment in task.comments:
+                seen(COMMENT, comment.key)
+            for attachment in task.attachments:
+                seen(ATTACHMENT, attachment.key)
+            continue
+        children[parent_key] = children.get(parent_key, 0) + 1
+        if parent_key is not None and children[parent_key] > SUBTASKS_PER_TASK:
+            raise LimitReached(
+                f"{task.item}: its parent would have more than {SUBTASKS_PER_TASK} subtasks, "
+                "the most there can be"
+            )
+        if len(task.comments) > COMMENTS_PER_TASK:
+            raise LimitReached(
+                f"{task.item}: more than {COMMENTS_PER_TASK} comments, the most a task holds"
+            )
+        if len(task.attachments) > ATTACHMENTS_PER_TASK:
+            raise LimitReached(
+                f"{task.item}: more than {ATTACHMENTS_PER_TASK} files, the most a task holds"
+            )
+        attachment_bytes += sum(len(a.data) for a in task.attachments)
+        list_key = task.list_key if parent_key is None else None
+        ready.append(Ready(task, fields, parent_key is None, parent_key, list_key))
+    _unparent_the_unplaceable(ready, by_key, done, warnings, list_id)
+    free = standing.attachment_bytes_free
+    if free is not None and attachment_bytes > free:
+        raise LimitReached(
+            f"The import's files take {attachment_bytes} bytes, past the {free} left of your "
+            "attachments' quota"
+        )
+    counts.tasks = len(ready) + sum(1 for t in plan.tasks if item_key(TASK, t.key) in standing.mine)
+    counts.comments = sum(len(r.planned.comments) for r in ready)
+    counts.attachments = sum(len(r.planned.attachments) for r in ready)
+
+    filters = []
+    for planned_filter in plan.filters:
+        where = str(planned_filter.get("item", f"filters:{planned_filter['key']}"))
+        try:
+            FilterCreate.model_validate(
+                {"name": planned_filter["name"], "query": planned_filter["query"]}
+            )
+        except ValidationError as error:
+            field_, message = _refusal(error)
+            warnings.append(_warning(where, field_, "invalid", message))
+            counts.skipped += 1
+            continue
+        if seen(FILTER, str(planned_filter["key"])):
+            continue
+        if name_key(str(planned_filter["name"])) in standing.filter_names:
+            message = "You have a saved filter of that name: yours is kept"
+            warnings.append(_warning(where, "name", "exists", message))
+            counts.skipped += 1
+            continue
+        filters.append(planned_filter)
+    if standing.filters + len(filters) > FILTERS_PER_USER:
+        raise LimitReached(
+            f"The import adds {len(filters)} saved filters to your {standing.filters}, past "
+            f"the most there can be ({FILTERS_PER_USER})"
+        )
+    counts.filters = len(filters)
+
+    # Written in an order that keeps each list's order: a new top-level task goes first, a new
+    # subtask last, so top-level tasks are written last to first, subtasks first to last, and
+    # every parent before its subtasks.
+    index = {id(r): n for n, r in enumerate(ready)}
+
+    def order(r: Ready) -> float:
+        return r.planned.order if r.planned.order is not None else float(index[id(r)])
+
+    roots = sorted((r for r in ready if r.root), key=order, reverse=True)
+    rest = sorted(
+        (r for r in ready if not r.root), key=lambda r: (_depth(r.planned, by_key), order(r))
+    )
+    lossy = [
+        {"what": entry.what, "count": entry.count, "example": entry.example}
+        for entry in plan.lossy.values()
+    ]
+    return Analysis(plan, roots + rest, lists, reused, filters, counts, warnings, lossy)
+
+
+def standing_of(
+    imports: ImportService,
+    lists: ListService,
+    filters: SavedFilterService,
+    plan: Plan,
+    import_id: int | None = None,
+) -> Standing:
+    """`Standing` read through the caller's services (a dry run's route, a runner's chunk)."""
+    known = imports.known(plan.source, plan_keys(plan))
+    mine: dict[str, Known] = {}
+    if import_id is not None:
+        for kind in (LIST, TASK, COMMENT, ATTACHMENT, FILTER):
+            for row in imports.created(import_id, kind):
+                mine[row.key] = Known(kind, int(row.row_id))
+        known = {key: value for key, value in known.items() if key not in mine}
+    by_name = {name_key(row.name): int(row.id) for row in lists.all() if _owned(row, lists)}
+    saved = filters.all()
+    return Standing(
+        known, mine, by_name, len(saved), frozenset(name_key(row.name) for row in saved)
+    )
+
+
+def _owned(row: Any, lists: ListService) -> bool:
+    owner = getattr(row, "user_id", None)
+    return owner is None or owner == lists.user_id
+
+
+@dataclass
+class Written:
+    """What a chunk wrote: the tasks' ids by key (for their subtasks in later chunks)."""
+
+    task_ids: dict[str, int] = field(default_factory=dict)
+    list_ids: dict[str, int] = field(default_factory=dict)
+
+
+def write_lists(work: UnitOfWork, import_id: int, analysis: Analysis, written: Written) -> None:
+    """Create the plan's new lists and filters (the first chunk's)."""
+    lists: ListService = work.service(ListService)
+    imports: ImportService = work.service(ImportService)
+    source = analysis.plan.source
+    for key, name in analysis.lists:
+        row = lists.create(ListCreate.model_validate({"name": name}))
+        imports.record(import_id, source, item_key(LIST, key), LIST, int(row.id))
+        written.list_ids[key] = int(row.id)
+    if analysis.filters:
+        filters: SavedFilterService = work.service(SavedFilterService)
+        for planned in analysis.filters:
+            row = filters.create(
+                FilterCreate.model_validate({"name": planned["name"], "query": planned["query"]})
+            )
+            imports.record(import_id, source, item_key(FILTER, str(planned["key"])), FILTER, row.id)
+
+
+def write_chunk(
+    work: UnitOfWork,
+    import_id: int,
+    analysis: Analysis,
+    chunk: Sequence[Ready],
+    written: Written,
+    store: Any = None,
+) -> None:
+    """Write `chunk`'s tasks (their comments and files with them) in `work`, keyed."""
+    tasks: TaskService = work.service(TaskService)
+    imports: ImportService = work.service(ImportService)
+    comments: TaskCommentService = work.service(TaskCommentService)
+    source = analysis.plan.source
+    items: list[tuple[str, str, int, bool]] = []
+    for ready in chunk:
+        fields = dict(ready.fields)
+        if ready.parent_key is not None:
+            fields.pop("list_id", None)  # a subtask is in its parent's list
+            fields["parent_id"] = written.task_ids[ready.parent_key]
+        elif ready.list_key is not None:
+            list_id = written.list_ids.get(ready.list_key) or analysis.lists_reused.get(
+                ready.list_key
+            )
+            if list_id is not None:
+                fields["list_id"] = list_id
+        data = TaskCreate.model_validate(fields)
+        values, inserting = created(data), INSERTING
+        completed_at = ready.planned.completed_at
+        if data.completed and completed_at is not None:
+            values[COMPLETED_AT_SENT.key], inserting = completed_at, CREATED_DONE
+        row = tasks.write_new(data, values, placement_of(data, None), (), inserting)
+        task_id = int(row.id)
+        written.task_ids[ready.planned.key] = task_id
+        items.append((item_key(TASK, ready.planned.key), TASK, task_id, ready.root))
+        for comment in ready.planned.comments:
+            made = comments.add(task_id, {"body": comment.body})
+            items.append((item_key(COMMENT, comment.key), COMMENT, int(made.id), False))
+        if ready.planned.attachments and store is not None:
+            for attachment in ready.planned.attachments:
+                made = store(work, task_id, attachment)
+                items.append((item_key(ATTACHMENT, attachment.key), ATTACHMENT, made, False))
+    imports.record_many(import_id, source, items)
+
+
+def store_attachment(settings: Any) -> Any:
+    """How a chunk stores a planned file: its bytes into the storage, then its row as an upload
+    records it (the quota checked in the row's statement)."""
+    from backend.services.attachments import AttachmentService
+    from backend.storage.app import storage_for, store_upload
+
+    storage = storage_for(settings)
+
+    def store(work: UnitOfWork, task_id: int, attachment: Any) -> int:
+        stored = store_upload(
+            storage,
+            io.BytesIO(attachment.data),
+            attachment.file_name,
+            max_bytes=settings.attachments_max_file_bytes,
+        )
+        service: AttachmentService = work.service(AttachmentService)
+        row = service.record(task_id, stored, quota=settings.attachments_quota_bytes)
+        return int(row.id)
+
+    return store
+
+
+def check_list(lists: ListService, list_id: int) -> None:
+    """The answer `POST /api/tasks` gives for a `list_id` the caller cannot add to: none it
+    can read is 404, one it reads below editor 403."""
+    row = lists.get(list_id)
+    require(row.role, Action.TASK_WRITE, NotFound(LIST_NOT_FOUND))
+
+
+def trash_roots(tasks: TaskService, imports: ImportService, import_id: int) -> None:
+    """Trash every task `import_id` created: its roots, their subtasks with them."""
+    roots = [int(item.row_id) for item in imports.created(import_id, TASK) if item.root]
+    if roots:
+        tasks.delete_many(roots)
+
+
+def undo(imports: ImportService, tasks: TaskService, import_id: int) -> Any:
+    """Trash every task `import_id` created (the top-level ones: their subtasks go with them),
+    forget its keys and mark it undone, in one message after one read; 409 unless `done`."""
+    row = imports.undoing(import_id)
+    if row.state != "done":
+        raise Conflict(f"Only a done import can be undone; this one is {row.state}")
+    imports.undone_ahead(import_id)
+    tasks.delete_many([int(task_id) for task_id in row.roots])
+    return {**row._mapping, "state": "undone"}
