@@ -527,6 +527,8 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.services.health", "pending_migrations"): "readiness: the migrations table",
     ("backend.services.rate_limits", "RateLimiter._hit"): "counters keyed by token subject "
     "or IP, before an account is read",
+    ("backend.services.rate_limits", "RateLimiter._hit_then"): "an address's confirmation "
+    "counters, keyed by the account's subject, then by the mailbox (no per-user table)",
     ("backend.services.registry", "UnitOfWork.__exit__"): "COMMIT (with what was queued for it, "
     "checked when queued), or the caller's entry alone",
     ("backend.services.registry", "UnitOfWork._feed_entry"): "a feed's fetch: its count, "
