@@ -202,12 +202,13 @@ class Settings(BaseSettings):
     # Imports (specs/import-export.md): the upload's bound (413 past it, before it is read
     # whole), the tasks a runner writes per unit of work, its lease on an import (a runner that
     # dies is taken over once it ends), how often an idle runner looks, and whether the API
-    # process runs one (the worker always does).
+    # process runs one (the worker always does; unset: in development only, so `serve --dev`
+    # alone imports while a production API's threads serve requests, not a file's writes).
     import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     import_chunk_tasks: int = Field(default=250, ge=1, le=5000)
     import_lease_seconds: float = Field(default=60.0, ge=5, le=3600)
     import_poll_seconds: float = Field(default=1.0, gt=0, le=60)
-    import_runner_in_api: bool = True
+    import_runner_in_api: bool | None = None
 
     # Web Push (RFC 8292) and email reminders.
     push_enabled: bool | None = None
@@ -407,6 +408,12 @@ class Settings(BaseSettings):
         if self.metrics_enabled is not None:
             return self.metrics_enabled
         return not self.is_production or self.metrics_token is not None
+
+    @property
+    def runs_imports_in_api(self) -> bool:
+        if self.import_runner_in_api is not None:
+            return self.import_runner_in_api
+        return not self.is_production
 
     @property
     def should_auto_migrate(self) -> bool:

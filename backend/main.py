@@ -88,9 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.live = LiveFeeds(engine, settings, app.state.transaction_locals)
         if metrics is not None:
             metrics.watch_pool(engine, settings.db_pool_size, settings.db_max_overflow)
-        # Imports run off the request: a runner here too, so `serve` alone imports (the worker
-        # runs one as well; they share the work through leases).
-        imports = RunnerThread(engine, settings) if settings.import_runner_in_api else None
+        # Imports run off the request: in development a runner here too, so `serve --dev` alone
+        # imports (the worker runs one as well; they share the work through leases).
+        imports = RunnerThread(engine, settings) if settings.runs_imports_in_api else None
         if imports is not None:
             imports.start()
         try:
