@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         help="where imports run: a worker process beside the API (production's default), or "
         "a thread of the API process (IMPORT_RUNNER_IN_API=true, as under serve --dev)",
     )
-    parser.add_argument("--out", type=Path, default=Path("bench-results/imports.json"))
+    parser.add_argument("--out", type=Path, default=Path(".data/bench/imports.json"))
     args = parser.parse_args(argv)
 
     url = seed.fresh_database(seed.server_url(), DATABASE)
