@@ -18,10 +18,14 @@ def fixture(*parts: str) -> bytes:
 
 
 def zipped(members: dict[str, bytes], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """The same bytes every time (a fixed date on each member): a parametrized test's id
+    shows them, and pytest-xdist's workers must collect the same ids."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression) as archive:
         for name, data in members.items():
-            archive.writestr(name, data)
+            member = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            member.compress_type = compression
+            archive.writestr(member, data)
     return out.getvalue()
 
 

@@ -42,7 +42,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("source", "data", "name"), CASES)
+@pytest.mark.parametrize(("source", "data", "name"), CASES, ids=[f"{c[0]}-{c[2]}" for c in CASES])
 def test_detect_and_read(source: str, data: bytes, name: str) -> None:
     assert sources.detect(data, name) == source
     plan = sources.read(sources.detect(data, name), data, name, "Asia/Kathmandu")
