@@ -393,7 +393,7 @@ def write_chunk(
         written.task_ids[ready.planned.key] = task_id
         items.append((item_key(TASK, ready.planned.key), TASK, task_id, ready.root))
         for comment in ready.planned.comments:
-            made = comments.add(task_id, {"body": comment.body})
+            made = comments.add(task_id, {"body": comment.body}, comment.created_at)
             items.append((item_key(COMMENT, comment.key), COMMENT, int(made.id), False))
         if ready.planned.attachments and store is not None:
             for attachment in ready.planned.attachments:

@@ -512,3 +512,9 @@ def test_export_from_one_account_import_into_another(
     [bobs] = [t for t in _tasks(client, bob) if t["title"] == "Paint the fence"]
     comments = client.get(f"/api/tasks/{bobs['id']}/comments", headers=bob.headers).json()
     assert [c["body"] for c in comments["data"]] == ["Two coats"]
+    # A comment keeps its time (its author is the importing account: another account's).
+    [alices] = [t for t in _tasks(client, alice) if t["title"] == "Paint the fence"]
+    theirs = client.get(f"/api/tasks/{alices['id']}/comments", headers=h).json()["data"]
+    [mine] = comments["data"]
+    assert mine["created_at"] == theirs[0]["created_at"]
+    assert mine["author_id"] == bob.id

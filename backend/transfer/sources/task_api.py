@@ -141,7 +141,7 @@ def read(data: bytes, file_name: str, zone: str) -> Plan:
             plan.skipped += 1
             continue
         created = _instant(line.get("created_at"))
-        plan.lose("comment author and time (the importing account's, now)", body[:80])
+        plan.lose("comment author (the importing account)", body[:80])
         owner.comments.append(PlannedComment(key=str(line["id"]), body=body, created_at=created))
     for where, line in _lines(files, "attachments.jsonl"):
         holder = tasks.get(str(line.get("task_id")))
