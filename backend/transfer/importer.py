@@ -25,6 +25,7 @@ from backend.models.names import name_key
 from backend.models.references import Action
 from backend.models.saved_filter import FILTERS_PER_USER
 from backend.models.sharing import COMMENTS_PER_TASK
+from backend.models.task import TaskPreview
 from backend.models.task_list import LISTS_PER_USER, SUBTASKS_PER_TASK, ListCreate
 from backend.services.access import require
 from backend.services.dav_statements import COMPLETED_AT_SENT, CREATED_DONE
@@ -77,21 +78,64 @@ class Analysis:
     plan: Plan
     tasks: list[Ready]
     lists: list[tuple[str, str]]  # (key, name) to create
-    lists_reused: dict[str, int]  # a planned list's key -> an existing list of that name
+    lists_reused: dict[str, int]  # a planned list's key -> an existing list (its name's, or
+    # the one an earlier import created for it)
     filters: list[dict[str, Any]]
     counts: ImportCounts
     warnings: list[dict[str, Any]]
     lossy: list[dict[str, Any]]
+    # A task's key an earlier run created -> its id (a subtask's parent that exists already).
+    parents_known: dict[str, int] = field(default_factory=dict)
 
-    def preview(self) -> list[dict[str, Any]]:
+    def preview(self, user_id: str) -> list[TaskPreview]:
+        """The first tasks as they would be created (`TaskPreview`): the fields the write
+        would store (`created`: the schedule as the service plans it), `user_id` the caller's,
+        `list_id` a list that exists already (else null, the file's list in `list_name`),
+        `parent_id` a parent that exists already, the subtask counts from the file."""
+        names = {planned.key: planned.name for planned in self.plan.lists}
+        by_key = {ready.planned.key: ready for ready in self.tasks}
+        children: dict[str, list[Ready]] = {}
+        for ready in self.tasks:
+            if ready.parent_key is not None:
+                children.setdefault(ready.parent_key, []).append(ready)
         out = []
         for ready in self.tasks[:PREVIEW_TASKS]:
-            shown = TaskCreate.model_validate(ready.fields).model_dump(mode="json")
-            shown["completed_at"] = (
-                ready.planned.completed_at.isoformat() if ready.planned.completed_at else None
+            data = TaskCreate.model_validate(ready.fields)
+            values = created(data)
+            values["series_id"] = None  # drawn when written
+            completed_at = ready.planned.completed_at if data.completed else None
+            top, seen = ready, {ready.planned.key}
+            while top.parent_key is not None and top.parent_key in by_key:
+                if top.parent_key in seen:
+                    break
+                seen.add(top.parent_key)
+                top = by_key[top.parent_key]
+            list_id = None if top.parent_key is not None else top.fields.get("list_id")
+            list_name = names.get(top.list_key) if top.list_key is not None else None
+            if top.list_key is not None and top.parent_key is None:
+                list_id = self.lists_reused.get(top.list_key, list_id)
+            parent_id = None
+            if ready.parent_key is not None and ready.parent_key not in by_key:
+                parent_id = self.parents_known.get(ready.parent_key)
+            mine = children.get(ready.planned.key, [])
+            out.append(
+                TaskPreview.model_validate(
+                    {
+                        **values,
+                        "user_id": user_id,
+                        "completed_at": completed_at,
+                        "list_id": list_id,
+                        "parent_id": parent_id,
+                        "subtask_count": len(mine),
+                        "open_subtask_count": sum(
+                            1 for child in mine if not child.fields.get("completed")
+                        ),
+                        "list_name": list_name,
+                        "file_key": ready.planned.key,
+                        "parent_file_key": ready.parent_key,
+                    }
+                )
             )
-            shown["list"], shown["parent"] = ready.list_key, ready.parent_key
-            out.append(shown)
         return out
 
 
@@ -177,6 +221,7 @@ def analyse(plan: Plan, standing: Standing, zone: str, list_id: int | None) -> A
     reused: dict[str, int] = {}
     for planned in plan.lists:
         if seen(LIST, planned.key):
+            reused[planned.key] = done[item_key(LIST, planned.key)].row_id
             continue
         existing = standing.lists.get(name_key(planned.name))
         if existing is not None:
@@ -302,7 +347,14 @@ def analyse(plan: Plan, standing: Standing, zone: str, list_id: int | None) -> A
         {"what": entry.what, "count": entry.count, "example": entry.example}
         for entry in plan.lossy.values()
     ]
-    return Analysis(plan, roots + rest, lists, reused, filters, counts, warnings, lossy)
+    parents_known = {
+        r.parent_key: done[item_key(TASK, r.parent_key)].row_id
+        for r in ready
+        if r.parent_key is not None and item_key(TASK, r.parent_key) in done
+    }
+    return Analysis(
+        plan, roots + rest, lists, reused, filters, counts, warnings, lossy, parents_known
+    )
 
 
 def standing_of(

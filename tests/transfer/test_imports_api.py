@@ -13,6 +13,7 @@ from sqlalchemy import Engine, text
 
 from backend.config import Settings
 from backend.main import create_app
+from backend.models import TaskPublic
 from backend.transfer.runner import ImportRunner
 from tests.conftest import Account
 from tests.transfer.archive import export_zip, task
@@ -82,6 +83,33 @@ def _tasks(client: TestClient, account: Account) -> list[dict[str, Any]]:
     return list(response.json()["data"])
 
 
+def _preview_is_the_task_shape(preview: list[dict[str, Any]], caller: Account) -> None:
+    """Each item is the task object but `id` (TaskPublic's fields), then where it is in the
+    file; derived fields computed as the service computes them."""
+    helpers = ["list_name", "file_key", "parent_file_key"]
+    public = [name for name in TaskPublic.model_fields if name != "id"]
+    for item in preview:
+        assert sorted(item) == sorted(public + helpers), item
+        assert item["user_id"] == caller.id
+        assert item["created_at"] is None and item["position"] is None
+    shown = {item["title"]: item for item in preview}
+    trip = shown["Plan the trip"]
+    assert trip["due_date"] == "2026-12-24" and trip["all_day"] is True
+    assert trip["subtask_count"] == 2 and trip["open_subtask_count"] == 2
+    assert trip["list_id"] is None and trip["list_name"] == "Home"  # a list the import creates
+    assert trip["file_key"] == "1001" and trip["parent_file_key"] is None
+    flights = shown["Book flights"]
+    assert flights["parent_file_key"] == "1001" and flights["parent_id"] is None
+    assert flights["list_name"] == "Home"
+    passport = shown["Renew passport"]
+    assert passport["all_day"] is False and passport["next_due_date"] is not None
+    assert passport["series_start"] is not None and passport["series_id"] is None
+    assert passport["list_name"] is None and passport["subtask_count"] == 0
+    old = shown["Old task"]
+    assert old["completed"] is True and old["completed_at"].startswith("2025-01-02T03:04:05")
+    assert old["is_overdue"] is False
+
+
 def test_round_trip_dry_run_reimport_undo(
     client: TestClient, alice: Account, db_engine: Engine, settings: Settings
 ) -> None:
@@ -99,7 +127,7 @@ def test_round_trip_dry_run_reimport_undo(
         "already_imported": 0,
     }
     assert preview["preview"][0]["title"] == "Old task"  # top level: written last to first
-    assert "id" not in preview["preview"][0]
+    _preview_is_the_task_shape(preview["preview"], alice)
     assert _tasks(client, alice) == []  # nothing written
 
     queued = _post(client, alice, data)

@@ -271,7 +271,7 @@ def create_import(
         counts=analysis.counts,
         warnings=analysis.warnings,
         lossy=analysis.lossy,
-        preview=analysis.preview(),
+        preview=analysis.preview(imports.user_id),
     )
     body = ImportPreviewEnvelope(data=preview).model_dump(mode="json")
     return JSONResponse(body, status_code=status.HTTP_200_OK)
