@@ -487,15 +487,49 @@ def trash_roots(tasks: TaskService, imports: ImportService, import_id: int) -> N
     """Trash every task `import_id` created: its roots, their subtasks with them."""
     roots = [int(item.row_id) for item in imports.created(import_id, TASK) if item.root]
     if roots:
-        tasks.delete_many(roots)
+        tasks.delete_many(roots, last=False)
 
 
-def undo(imports: ImportService, tasks: TaskService, import_id: int) -> Any:
-    """Trash every task `import_id` created (the top-level ones: their subtasks go with them),
-    forget its keys and mark it undone, in one message after one read; 409 unless `done`."""
+def undo(
+    imports: ImportService,
+    tasks: TaskService,
+    lists: ListService,
+    filters: SavedFilterService,
+    import_id: int,
+) -> Any:
+    """Trash every task `import_id` created that the caller may still delete (the top-level
+    ones: their subtasks go with them; as `DELETE /api/tasks/{id}`, a shared list's too),
+    then delete the lists it created that hold no task then and the filters it created, forget
+    its keys and mark it undone; what it could not remove (a task out of the caller's reach or
+    deleted since, a list holding other tasks) is added to the import's warnings. 409 unless
+    `done`. The caller holds the commit (several writes)."""
     row = imports.undoing(import_id)
     if row.state != "done":
         raise Conflict(f"Only a done import can be undone; this one is {row.state}")
-    imports.undone_ahead(import_id)
-    tasks.delete_many([int(task_id) for task_id in row.roots])
-    return {**row._mapping, "state": "undone"}
+    roots = [int(task_id) for task_id in row.roots]
+    imports.forget_ahead(import_id)
+    trashed = tasks.delete_many(roots, last=False) if roots else set()
+    left: list[dict[str, Any]] = []
+    missed = [task_id for task_id in roots if task_id not in trashed]
+    if missed:
+        shown = ", ".join(str(task_id) for task_id in missed[:20])
+        left.append(
+            _warning(
+                "tasks",
+                None,
+                "not_undone",
+                f"{len(missed)} task(s) not trashed: deleted since, or no longer yours to "
+                f"delete (ids {shown})",
+            )
+        )
+    filters.delete_many_ahead([int(filter_id) for filter_id in row.filters])
+    created_lists = [int(list_id) for list_id in row.lists]
+    deleted = lists.delete_empty(created_lists)
+    for list_id in created_lists:
+        if list_id not in deleted:
+            message = "The list it created holds other tasks (or was deleted): kept"
+            left.append(_warning(f"lists/{list_id}", None, "list_kept", message))
+    done = imports.undone(import_id, left)
+    if done is None:
+        raise Conflict("The import changed while it was being undone; retry")
+    return done

@@ -16,6 +16,7 @@ from backend.main import create_app
 from backend.models import TaskPublic
 from backend.transfer.runner import ImportRunner
 from tests.conftest import Account
+from tests.sharing.helpers import join, make_list, make_task
 from tests.transfer.archive import export_zip, task
 
 Upload = Callable[..., Any]
@@ -546,3 +547,76 @@ def test_export_from_one_account_import_into_another(
     [mine] = comments["data"]
     assert mine["created_at"] == theirs[0]["created_at"]
     assert mine["author_id"] == bob.id
+
+
+def _undo(client: TestClient, account: Account, location: str) -> dict[str, Any]:
+    undone = client.post(f"{location}/undo", headers=account.headers)
+    assert undone.status_code == 200, undone.text
+    body: dict[str, Any] = undone.json()["data"]
+    assert body["state"] == "undone"
+    return body
+
+
+def test_undo_trashes_what_it_put_in_another_owners_list_and_reports_what_it_cannot(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine, settings: Settings
+) -> None:
+    """Bob, an editor of Alice's list, imports into it: the undo trashes those tasks too, as
+    DELETE /api/tasks/{id} would; one Alice moved out of his reach is reported, not skipped."""
+    shared = make_list(client, alice, "Shared")
+    private = make_list(client, alice, "Private")
+    join(client, alice, bob, shared, "editor")
+    data = export_zip(tasks=[task(1, "First"), task(2, "Second"), task(3, "Kept by Alice")])
+    queued = _post(client, bob, data, list_id=str(shared))
+    assert queued.status_code == 202, queued.text
+    _run(db_engine, settings)
+    location = queued.headers["Location"]
+    assert client.get(location, headers=bob.headers).json()["data"]["state"] == "done"
+    in_shared = {t["title"]: t for t in _tasks(client, alice)}
+    assert set(in_shared) == {"First", "Second", "Kept by Alice"}
+    kept = in_shared["Kept by Alice"]["id"]
+    moved = client.patch(f"/api/tasks/{kept}", json={"list_id": private}, headers=alice.headers)
+    assert moved.status_code == 200, moved.text
+
+    body = _undo(client, bob, location)
+    assert [t["title"] for t in _tasks(client, alice)] == ["Kept by Alice"]
+    trash = client.get("/api/trash", headers=alice.headers).json()["data"]
+    assert sorted(t["title"] for t in trash) == ["First", "Second"]
+    [report] = [w for w in body["warnings"] if w["code"] == "not_undone"]
+    assert report["item"] == "tasks" and "1" in report["message"]
+    assert client.get(location, headers=bob.headers).json()["data"]["warnings"] == body["warnings"]
+
+
+def test_undo_deletes_the_lists_and_filters_it_created_unless_a_list_holds_other_tasks(
+    client: TestClient, alice: Account, db_engine: Engine, settings: Settings
+) -> None:
+    lists = [{"id": 501, "name": "Home", "color": None}, {"id": 502, "name": "Work"}]
+    tasks = [task(1, "Sweep", list_id=501), task(2, "Report", list_id=502)]
+    filters = [{"id": 9001, "name": "Travel", "query": {"tag": ["travel"]}}]
+    mine = client.post("/api/filters", json={"name": "Mine", "query": {}}, headers=alice.headers)
+    assert mine.status_code == 201, mine.text
+    data = export_zip(lists=lists, tasks=tasks, filters=filters)
+    queued = _post(client, alice, data)
+    _run(db_engine, settings)
+    location = queued.headers["Location"]
+    made = {item["name"]: item["id"] for item in _lists(client, alice)}
+    make_task(client, alice, "Mine, not the import's", list_id=made["Work"])
+
+    body = _undo(client, alice, location)
+    assert [item["name"] for item in _lists(client, alice)] == ["Work"]  # still holds a task
+    assert [t["title"] for t in _tasks(client, alice)] == ["Mine, not the import's"]
+    names = [f["name"] for f in client.get("/api/filters", headers=alice.headers).json()["data"]]
+    assert names == ["Mine"]
+    [report] = [w for w in body["warnings"] if w["code"] == "list_kept"]
+    assert report["item"] == f"lists/{made['Work']}"
+    # The same file imports again, its lists and filter with it.
+    again = _post(client, alice, data)
+    _run(db_engine, settings)
+    done = client.get(again.headers["Location"], headers=alice.headers).json()["data"]
+    assert done["state"] == "done", done
+    assert sorted(item["name"] for item in _lists(client, alice)) == ["Home", "Work"]
+
+
+def _lists(client: TestClient, account: Account) -> list[dict[str, Any]]:
+    answer = client.get("/api/lists", headers=account.headers)
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["data"])
