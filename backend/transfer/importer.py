@@ -77,7 +77,7 @@ class Ready:
 class Analysis:
     plan: Plan
     tasks: list[Ready]
-    lists: list[tuple[str, str]]  # (key, name) to create
+    lists: list[tuple[str, dict[str, Any]]]  # (key, `POST /api/lists`'s body) to create
     lists_reused: dict[str, int]  # a planned list's key -> an existing list (its name's, or
     # the one an earlier import created for it)
     filters: list[dict[str, Any]]
@@ -217,7 +217,7 @@ def analyse(plan: Plan, standing: Standing, zone: str, list_id: int | None) -> A
             counts.already_imported += 1
         return full in done
 
-    lists: list[tuple[str, str]] = []
+    lists: list[tuple[str, dict[str, Any]]] = []
     reused: dict[str, int] = {}
     for planned in plan.lists:
         if seen(LIST, planned.key):
@@ -227,7 +227,15 @@ def analyse(plan: Plan, standing: Standing, zone: str, list_id: int | None) -> A
         if existing is not None:
             reused[planned.key] = existing
             continue
-        lists.append((planned.key, planned.name))
+        body = {"name": planned.name, **planned.fields}
+        try:
+            ListCreate.model_validate(body)
+        except ValidationError as error:
+            where, message = _refusal(error)
+            if where != "name":  # its other fields refused: its name alone, with a warning
+                warnings.append(_warning(planned.item or planned.name, where, "invalid", message))
+                body = {"name": planned.name}
+        lists.append((planned.key, body))
     if len(standing.lists) + len(lists) > LISTS_PER_USER:
         raise LimitReached(
             f"The import adds {len(lists)} lists to your {len(standing.lists)}, past the most "
@@ -397,8 +405,8 @@ def write_lists(work: UnitOfWork, import_id: int, analysis: Analysis, written: W
     lists: ListService = work.service(ListService)
     imports: ImportService = work.service(ImportService)
     source = analysis.plan.source
-    for key, name in analysis.lists:
-        row = lists.create(ListCreate.model_validate({"name": name}))
+    for key, body in analysis.lists:
+        row = lists.create(ListCreate.model_validate(body))
         imports.record(import_id, source, item_key(LIST, key), LIST, int(row.id))
         written.list_ids[key] = int(row.id)
     if analysis.filters:

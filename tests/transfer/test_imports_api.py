@@ -471,7 +471,9 @@ def test_export_from_one_account_import_into_another(
     """Our own archive is lossless: what Alice exports, Bob imports the same but for ids,
     owners and creation times."""
     h = alice.headers
-    home = client.post("/api/lists", json={"name": "Home"}, headers=h).json()["data"]["id"]
+    home = client.post("/api/lists", json={"name": "Home", "color": "#2e7d32"}, headers=h)
+    home = home.json()["data"]["id"]
+    client.post("/api/lists", json={"name": "Errands"}, headers=h)
     parent = client.post(
         "/api/tasks",
         json={
@@ -538,6 +540,17 @@ def test_export_from_one_account_import_into_another(
         }
 
     assert shown(bob) == shown(alice)
+
+    def lists_of(account: Account) -> list[dict[str, Any]]:
+        """Every list field but ids, owners and times, in their order."""
+        rows = client.get("/api/lists", headers=account.headers).json()["data"]
+        rows.sort(key=lambda row: row["position"])
+        unlike = {"id", "user_id", "created_at", "updated_at", "position"}
+        return [{k: v for k, v in row.items() if k not in unlike} for row in rows]
+
+    assert lists_of(bob) == lists_of(alice)
+    assert lists_of(bob)[0]["color"] == "#2e7d32"
+    assert not [entry for entry in state["lossy"] if "colour" in entry["what"]]
     [bobs] = [t for t in _tasks(client, bob) if t["title"] == "Paint the fence"]
     comments = client.get(f"/api/tasks/{bobs['id']}/comments", headers=bob.headers).json()
     assert [c["body"] for c in comments["data"]] == ["Two coats"]
