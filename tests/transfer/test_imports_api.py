@@ -4,6 +4,9 @@ duplicated, another user's import 404, bad input, and a runner picking up a queu
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from collections.abc import Callable
 from typing import Any
 
@@ -633,3 +636,141 @@ def _lists(client: TestClient, account: Account) -> list[dict[str, Any]]:
     answer = client.get("/api/lists", headers=account.headers)
     assert answer.status_code == 200, answer.text
     return list(answer.json()["data"])
+
+
+# What differs between two accounts' copies of the same data: ids, owners, times of writing
+# (and what names another row by id: compared by that row's title or name instead).
+_NOT_COMPARED = {
+    "id",
+    "user_id",
+    "created_at",
+    "updated_at",
+    "series_id",
+    "previous_task_id",
+    "list_id",
+    "parent_id",
+    "task_id",
+    "position",
+    "author_id",
+    "uploaded_by",
+}
+
+
+def _exported(client: TestClient, account: Account) -> dict[str, Any]:
+    """The account's export, each member's lines compared field for field: ids and owners
+    replaced by what they name, manual order by the place among siblings."""
+    answer = client.get("/api/export", headers=account.headers)
+    assert answer.status_code == 200, answer.text
+    archive = zipfile.ZipFile(io.BytesIO(answer.content))
+
+    def lines(name: str) -> list[dict[str, Any]]:
+        raw = archive.read(name).decode()
+        return [json.loads(line) for line in raw.splitlines() if line.strip()]
+
+    lists, tasks = lines("lists.jsonl"), lines("tasks.jsonl")
+    list_names = {row["id"]: row["name"] for row in lists}
+    titles = {row["id"]: row["title"] for row in tasks}
+    siblings: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
+    for row in tasks:
+        siblings.setdefault((row["list_id"], row["parent_id"]), []).append(row)
+    rank = {
+        row["id"]: n
+        for group in siblings.values()
+        for n, row in enumerate(sorted(group, key=lambda row: row["position"]))
+    }
+
+    def kept(row: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in row.items() if k not in _NOT_COMPARED}
+
+    files = []
+    for row in lines("attachments.jsonl"):
+        data = archive.read(f"attachments/{row['id']}/{row['filename']}")
+        files.append({**kept(row), "task": titles[row["task_id"]], "bytes": data})
+    ordered_lists = sorted(lists, key=lambda row: row["position"])
+    return {
+        "lists": [kept(row) for row in ordered_lists],
+        "tasks": {
+            row["title"]: {
+                **kept(row),
+                "list": list_names.get(row["list_id"]),
+                "parent": titles.get(row["parent_id"]),
+                "place": rank[row["id"]],
+            }
+            for row in tasks
+        },
+        "comments": sorted(
+            (
+                {**kept(row), "task": titles[row["task_id"]], "time": row["created_at"]}
+                for row in lines("comments.jsonl")
+            ),
+            key=str,
+        ),
+        "attachments": files,
+        "filters": sorted((kept(row) for row in lines("filters.jsonl")), key=str),
+    }
+
+
+def test_export_import_export_is_the_same_field_for_field(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine, settings: Settings
+) -> None:
+    """Issue 89's lossless round trip, member by member, every field but ids, owners and
+    times of writing: title, description, priority, a day and an instant, zone, recurrence,
+    tags, completion and its time, subtasks, manual order, list and its name, reminders,
+    comments' text and time, attachments' bytes, name and type, filters."""
+    h = alice.headers
+    home = make_list(client, alice, "Home")
+    client.patch(f"/api/lists/{home}", json={"color": "#aa3300"}, headers=h)
+    make_list(client, alice, "Empty")
+    fence = make_task(
+        client,
+        alice,
+        "Paint the fence",
+        description="White\nTwo coats",
+        priority="high",
+        due_date="2026-12-24",
+        time_zone="Pacific/Auckland",
+        tags=["outside", "weekend"],
+        list_id=home,
+        reminders=[{"minutes_before_due": 60}],
+    )
+    first, sand = (make_task(client, alice, t, parent_id=fence) for t in ("Buy paint", "Sand"))
+    make_task(client, alice, "Prime", parent_id=fence)
+    moved = client.post(f"/api/tasks/{sand}/move", json={"before_id": first}, headers=h)
+    assert moved.status_code == 200, moved.text
+    make_task(client, alice, "Second in Home", list_id=home, priority="low")
+    make_task(
+        client,
+        alice,
+        "Water plants",
+        due_date="2026-12-01T08:00:00-05:00",
+        time_zone="America/New_York",
+        recurrence="FREQ=WEEKLY;BYDAY=TU",
+        reminders=[{"minutes_before_due": 15}],
+    )
+    old = make_task(client, alice, "Old", completed=True)
+    assert old
+    client.post(f"/api/tasks/{fence}/comments", json={"body": "First coat done"}, headers=h)
+    client.post(f"/api/tasks/{fence}/comments", json={"body": "Second coat"}, headers=h)
+    content = bytes(range(256)) * 3
+    attached = client.post(
+        f"/api/tasks/{fence}/attachments",
+        files={"file": ("colours.bin", content, "application/octet-stream")},
+        headers=h,
+    )
+    assert attached.status_code == 201, attached.text
+    saved = {"name": "Urgent", "query": {"priority": ["high"]}}
+    assert client.post("/api/filters", json=saved, headers=h).status_code == 201
+    before = _exported(client, alice)
+
+    exported = client.get("/api/export", headers=h)
+    queued = _post(client, bob, exported.content)
+    assert queued.status_code == 202, queued.text
+    _run(db_engine, settings)
+    state = client.get(queued.headers["Location"], headers=bob.headers).json()["data"]
+    assert state["state"] == "done", state
+    after = _exported(client, bob)
+
+    for member in ("lists", "tasks", "comments", "attachments", "filters"):
+        assert after[member] == before[member], member
+    assert before["tasks"]["Sand"]["place"] == 0  # moved first among its siblings
+    assert len(before["comments"]) == 2 and len(before["attachments"]) == 1
