@@ -115,7 +115,7 @@ _FORM = {
         },
         "list_id": {
             "type": "string",
-            "pattern": "^[0-9]{1,18}$",
+            "pattern": "^[1-9][0-9]{0,17}$",
             "description": "Where tasks with no list of their own go (as `POST /api/tasks` "
             "takes `list_id`); default none.",
         },
