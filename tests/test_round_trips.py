@@ -154,7 +154,7 @@ BUDGETS: dict[str, int] = {
     # An import's undo (issue 89): the import with its top-level tasks read in one statement
     # (with the caller's entry), then one message: the import marked undone, its keys
     # forgotten, its tasks trashed; then the COMMIT.
-    "POST /api/imports/{import_id}/undo": 3,
+    "POST /api/imports/{import_id}/undo": 4,
     "GET /api/lists/{list_id}": 1,
     "PUT /api/lists/{list_id}": 1,
     "PATCH /api/lists/{list_id}": 1,
@@ -341,7 +341,8 @@ HOLDS_ACROSS_ROUND_TRIP: dict[str, str] = {
     "POST /api/chatkit+threads.add_user_message": "the chat limit's transaction",
     # The import's tasks are read under the entry's change lock, then trashed: what it read
     # (its top-level tasks, its state) holds until the write (issue 89).
-    "POST /api/imports/{import_id}/undo": "the import read, then its undo's message",
+    "POST /api/imports/{import_id}/undo": "the import read, its tasks trashed, its empty lists "
+    "deleted (its filters ahead), then marked undone with what was left",
 }
 # The /api/{user_id}/tasks (and /lists) twins answer as their own routes and cost the same.
 USER_PATHS = "/api/{user_id}/tasks"

@@ -31,6 +31,7 @@ from backend.models.columns import (
 )
 from backend.models.common import UtcDatetime
 from backend.models.references import not_a_reference
+from backend.models.task import TaskPreview
 
 ImportState = Literal["queued", "running", "done", "failed", "undone"]
 ImportSource = Literal["task-api", "todoist", "ticktick", "google-tasks", "ical"]
@@ -216,10 +217,7 @@ class ImportPreview(BaseModel):
     counts: ImportCounts
     warnings: list[ImportWarning]
     lossy: list[LossyEntry]
-    preview: list[dict[str, Any]] = Field(
-        description=f"The first {PREVIEW_TASKS} tasks as they would be created: the task "
-        "object's fields but `id` and what the server sets when it writes (`user_id`, times, "
-        "`position`, `version`); `list_id` and `parent_id` are null when the list or parent "
-        "is the file's own (see `list` and `parent`, the file's keys).",
-        examples=[[{"title": "Buy milk", "priority": "high", "due_date": "2026-12-01"}]],
+    preview: list[TaskPreview] = Field(
+        description=f"The first {PREVIEW_TASKS} tasks as they would be created, in the order "
+        "they are written: the task object's fields but `id` (`TaskPreview`)."
     )

@@ -143,6 +143,8 @@ if TYPE_CHECKING:
 
     class TaskPublic(_TaskOutput): ...
 
+    class TaskPreview(_TaskOutput): ...
+
 else:
     TaskCreate = create_model(
         "TaskCreate",
@@ -182,6 +184,66 @@ else:
                 default=False,
                 description="Not completed and past its due date (a day: once that day has "
                 "ended in the task's time_zone).",
+                json_schema_extra={"readOnly": True},
+            ),
+        ),
+    )
+
+# What an import's dry run cannot know before the task is written: null in its preview.
+UNKNOWN_BEFORE_WRITING = ("series_id", "previous_task_id", "position", "created_at", "updated_at")
+
+
+def _previewed(name: str, info: Any) -> tuple[Any, Any]:
+    """TaskPublic's field `name` as a preview shows it (unknown before writing: null)."""
+    if name not in UNKNOWN_BEFORE_WRITING:
+        return info.annotation, info
+    return info.annotation | None, Field(
+        default=None, description=f"Null: set when the task is written. {info.description or ''}"
+    )
+
+
+if not TYPE_CHECKING:
+    TaskPreview = create_model(
+        "TaskPreview",
+        __base__=_TaskOutput,
+        __doc__="A task as an import would create it (`POST /api/imports`, `dry_run=true`): "
+        "the task object's fields but `id`, with what is set only when it is written "
+        "(`position`, `series_id`, `previous_task_id`, `created_at`, `updated_at`) null; "
+        "then where it sits in the file.",
+        __module__=__name__,
+        **{
+            name: _previewed(name, info)
+            for name, info in TaskPublic.model_fields.items()
+            if name not in ("id", "is_overdue")
+        },
+        list_name=(
+            str | None,
+            Field(
+                default=None,
+                description="The name of the file's list it goes into (a list the import "
+                "creates, or yours of that name); null: none of the file's (`list_id` says "
+                "where, if anywhere). A subtask: its top-level task's.",
+                examples=["Groceries"],
+            ),
+        ),
+        file_key=(
+            str,
+            Field(description="Its id in the file (or what its row says).", examples=["1001"]),
+        ),
+        parent_file_key=(
+            str | None,
+            Field(
+                default=None,
+                description="Its parent's `file_key` (null: top level); `parent_id` is set "
+                "only when that parent exists already (an earlier import's).",
+                examples=[None],
+            ),
+        ),
+        is_overdue=(
+            bool,
+            Field(
+                default=False,
+                description=TaskPublic.model_fields["is_overdue"].description,
                 json_schema_extra={"readOnly": True},
             ),
         ),

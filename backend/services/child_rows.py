@@ -6,6 +6,7 @@ request, and a write that matched nothing reads why in the contract's order."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, ClassVar, NoReturn
 
 from sqlalchemy import (
@@ -38,6 +39,8 @@ _TASK_ID = bindparam("task", type_=BigInteger)
 _ROW_ID = bindparam("child", type_=BigInteger)
 _AFTER = bindparam("after", type_=BigInteger)
 _LIMIT = bindparam("limit", type_=Integer)
+# A row's given creation time (`TaskChildService.add(created_at=...)`: an import's).
+CREATED_AT = "given_created_at"
 # Columns no answer shows: the space and the copy of the task's list.
 _HIDDEN = frozenset({"user_id", "list_id"})
 
@@ -95,13 +98,24 @@ class ChildRows:
             columns.append(child.author)
             chosen.append(bindparam(OWNER))
         room = [kept.scalar_subquery() < child.per_task] if child.per_task else []
-        self.create = (
-            pg_insert(table)
-            .from_select(
-                columns, select(*chosen).where(_T.id == _TASK_ID, may(_TASKS, write), *room)
+
+        def creating(columns: list[str], chosen: list[Any]) -> Any:
+            return (
+                pg_insert(table)
+                .from_select(
+                    columns, select(*chosen).where(_T.id == _TASK_ID, may(_TASKS, write), *room)
+                )
+                .returning(*self.view)
             )
-            .returning(*self.view)
-        )
+
+        self.create = creating(columns, chosen)
+        # The same insert with the row's time given (an import keeps a comment's time), its
+        # `updated_at` too: a row as it was written then (None: the child has no such time).
+        self.create_dated: Any = None
+        if "created_at" in c:
+            stamped = [name for name in ("created_at", "updated_at") if name in c]
+            dated = bindparam(CREATED_AT, type_=c.created_at.type)
+            self.create_dated = creating([*columns, *stamped], [*chosen, *(dated for _ in stamped)])
         this = (c.id == _ROW_ID, c.task_id == _TASK_ID, may(table, write))
         changed: dict[str, Any] = {
             name: case((bindparam(_sent(name), type_=Boolean), value), else_=c[name])
@@ -179,10 +193,18 @@ class TaskChildService(Scoped):
             raise self.rows.not_found()
         return found
 
-    def add(self, task_id: int, fields: Mapping[str, Any]) -> Any:
-        """Add a row to the task (the child's `write`, or the task's owner)."""
+    def add(
+        self, task_id: int, fields: Mapping[str, Any], created_at: datetime | None = None
+    ) -> Any:
+        """Add a row to the task (the child's `write`, or the task's owner); `created_at`: the
+        time it was written where it comes from (an import's; else now), a statement choice."""
         values = {_value(name): value for name, value in fields.items()}
-        rows = self._write(self.rows.create, task=task_id, last=True, **values)
+        statement = self.rows.create
+        if created_at is not None:
+            if self.rows.create_dated is None:
+                raise LookupError(f"{self.rows.child.name} has no created_at")
+            statement, values[CREATED_AT] = self.rows.create_dated, created_at
+        rows = self._write(statement, task=task_id, last=True, **values)
         if rows:
             return rows[0]
         child = self.rows.child

@@ -106,25 +106,34 @@ _FINISH = (
     )
     .returning(*VIEW)
 )
-# The import with its top-level tasks (what an undo trashes), in one statement.
-_ROOTS = (
-    select(_K.row_id)
-    .where(
-        _K.user_id == bindparam(OWNER),
-        _K.import_id == _I.id,
-        _K.kind == "task",
-        _K.root.is_(True),
+
+
+def _created(kind: str, *only: Any) -> Any:
+    """The ids of the rows of `kind` the import read with it created (an undo's)."""
+    rows = (
+        select(_K.row_id)
+        .where(_K.user_id == bindparam(OWNER), _K.import_id == _I.id, _K.kind == kind, *only)
+        .correlate(Import.__table__)  # type: ignore[attr-defined]
     )
-    .correlate(Import.__table__)  # type: ignore[attr-defined]
-)
+    return func.array(rows.scalar_subquery())
+
+
+# The import with its top-level tasks, its lists and filters (what an undo removes), in one
+# statement.
 _UNDOING = owned(
-    select(*VIEW, func.array(_ROOTS.scalar_subquery()).label("roots")).where(_I.id == _IMPORT_ID),
+    select(
+        *VIEW,
+        _created("task", _K.root.is_(True)).label("roots"),
+        _created("list").label("lists"),
+        _created("filter").label("filters"),
+    ).where(_I.id == _IMPORT_ID),
     _I.user_id,
 )
+# Undone, with what the undo could not remove added to its warnings.
 _UNDONE = (
     owned(update(Import), _I.user_id)
     .where(_I.id == _IMPORT_ID, _I.state == "done")
-    .values(state="undone")
+    .values(state="undone", warnings=_I.warnings.op("||")(bindparam("undo_warnings", type_=JSONB)))
     .returning(*VIEW)
 )
 # The keys of `source` among `keys` that an earlier import already created.
@@ -301,7 +310,8 @@ class ImportService(Scoped):
         return rows[0] if rows else None
 
     def undoing(self, import_id: int) -> Any:
-        """The import and the ids of its top-level tasks (`roots`), in one read; else 404."""
+        """The import and the ids of its top-level tasks (`roots`), its lists and filters, in
+        one read; else 404."""
         row = self._read(_UNDOING, import_id=import_id).first()
         if row is None:
             raise NotFound(IMPORT_NOT_FOUND)
@@ -311,11 +321,16 @@ class ImportService(Scoped):
         """Drop the keys of what `import_id` created (failed or undone: it may run again)."""
         self._write(_FORGET, import_id=import_id)
 
-    def undone_ahead(self, import_id: int) -> None:
-        """Mark a done import undone and forget its items (the same file imports again), in
-        the message of the next statement (the undo's delete of its tasks)."""
+    def forget_ahead(self, import_id: int) -> None:
+        """Forget a done import's items (the same file imports again), in the message of the
+        next statement (the undo's delete of its tasks)."""
         self._ahead(_FORGET, import_id=import_id)
-        self._ahead(_UNDONE, import_id=import_id)
+
+    def undone(self, import_id: int, warnings: list[dict[str, Any]]) -> Any:
+        """Mark a done import undone, `warnings` (what the undo left) added to its own; the
+        request's last statement. None: it was no longer `done`."""
+        rows = self._write(_UNDONE, import_id=import_id, undo_warnings=warnings, last=True)
+        return rows[0] if rows else None
 
 
 # A runner's claim: the oldest queued import, or a running one whose lease ran out (its runner

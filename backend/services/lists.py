@@ -25,6 +25,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from backend.db.scope import OWNER, Scoped, owned, space_locked, spaces_locked
 from backend.db.sender import Rows
@@ -139,6 +140,18 @@ class _Target:
             self.binds = {"list_id": list_id}
 
 
+# The caller's lists of those ids that hold no task (an import's undo: the lists it created,
+# once its tasks are in the trash); the ids deleted.
+_DELETE_EMPTY = (
+    _owned(delete(TaskList))
+    .where(
+        _L.id == any_(bindparam("list_ids", type_=ARRAY(BigInteger))),
+        ~exists().where(_T.user_id == bindparam(OWNER), _T.list_id == _L.id),
+    )
+    .returning(_L.id)
+)
+
+
 class ListService(Scoped):
     def all(self) -> Sequence[ListRow]:
         """Every list of the caller's (at most LISTS_PER_USER), in their order."""
@@ -210,6 +223,14 @@ class ListService(Scoped):
         if taken:
             raise name_taken(name or "")
         raise Conflict("The list changed while it was being written; retry")  # pragma: no cover
+
+    def delete_empty(self, list_ids: Sequence[int], *, last: bool = False) -> set[int]:
+        """Delete those of the caller's lists `list_ids` that hold no task (an import's undo);
+        the ids deleted (a list holding a task, or gone: not)."""
+        if not list_ids:
+            return set()
+        rows = self._write(_DELETE_EMPTY, list_ids=list(list_ids), last=last)
+        return {int(row.id) for row in rows}
 
     @fires(Rule.LIST_CASCADE, Rule.SUBTASK_COUNTS)
     def delete(self, list_id: int | None, expected: Expected = None, *, named: str = "") -> ListRow:

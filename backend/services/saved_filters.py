@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Row, bindparam, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import BigInteger, Row, bindparam, delete, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from backend.db.scope import owned
 from backend.models.names import name_key
@@ -19,6 +19,11 @@ from backend.services.named_rows import NAME_KEY, ROW_ID, NamedRows, NamedRowSer
 _ROWS = NamedRows(SavedFilter, noun="filter", plural="filters", limit=FILTERS_PER_USER)
 _C = _ROWS.table.c
 _BY_NAME = owned(select(*_ROWS.view).where(_C.name_key == NAME_KEY), _C.user_id)
+# The caller's filters of those ids (an import's undo: the filters it created).
+_REMOVE_MANY = owned(
+    delete(_ROWS.table).where(_C.id == func.any(bindparam("ids", type_=ARRAY(BigInteger)))),
+    _C.user_id,
+)
 # The filter still holds the query a listing applied.
 _CURRENT = owned(
     select(_C.id).where(_C.id == ROW_ID, _C.query == bindparam("query", type_=JSONB)), _C.user_id
@@ -93,6 +98,14 @@ class SavedFilterService(NamedRowService):
     def delete(self, row_id: int) -> None:
         saved_queries.forget(self.user_id, row_id)
         super().delete(row_id)
+
+    def delete_many_ahead(self, row_ids: Sequence[int]) -> None:
+        """Delete those of the caller's filters `row_ids` still there, in the message of the
+        next statement (an import's undo)."""
+        for row_id in row_ids:
+            saved_queries.forget(self.user_id, row_id)
+        if row_ids:
+            self._ahead(_REMOVE_MANY, ids=list(row_ids))
 
     def applied(self, filter_id: int | str, *, fresh: bool = False) -> tuple[AppliedFilter, bool]:
         """The filter a listing applies (by id or name), and whether read now; else NotFound."""

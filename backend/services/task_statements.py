@@ -239,14 +239,15 @@ DELETE_COMPLETED = trashing(
     _T.user_id == bindparam(OWNER),
     counted=True,
 )
-# The caller's tasks by their ids, those still there, each with its subtree (an import's undo:
-# the tasks it created at the top of the file; its own space only, as DELETE_COMPLETED).
+# Tasks by their ids, those still there that the caller may delete as `DELETE /api/tasks/{id}`
+# lets it (any space: a shared list's where it may write), each with its subtree (an import's
+# undo: the tasks it created at the top of the file); returns the roots trashed.
 DELETE_MANY = trashing(
-    owned(
+    owned_task(
         delete(Task).where(_T.id == func.any(bindparam("task_ids", type_=ARRAY(BigInteger)))),
-        _T.user_id,
+        Action.TASK_WRITE,
     ),
-    _T.user_id == bindparam(OWNER),
+    _WRITABLE_READ,
     counted=True,
 )
 COMPLETED = bindparam("completed", type_=Boolean)

@@ -324,11 +324,12 @@ class TaskService(TaskUpdating):
         ]
 
     @fires(Rule.SUBTREE_CASCADE, Rule.SUBTASK_COUNTS)
-    def delete_many(self, task_ids: Sequence[int]) -> int:
-        """Delete those of `task_ids` still there (with subtrees) into the trash, in one
-        statement that may commit the request; return how many tasks went."""
-        rows = self._write(DELETE_MANY, task_ids=list(task_ids), last=True)
-        return int(rows[0].deleted) if rows else 0
+    def delete_many(self, task_ids: Sequence[int], *, last: bool = True) -> set[int]:
+        """Delete those of `task_ids` still there that the caller may delete (as `delete`: its
+        own, and a shared list's where it may write), each with its subtree, into the trash in
+        one statement (`last`: it may commit the request); return the ids of those trashed."""
+        rows = self._write(DELETE_MANY, task_ids=list(task_ids), last=last)
+        return {int(row.id) for row in rows}
 
     @fires(Rule.SUBTASK_COUNTS)
     def delete_completed(self) -> int:

@@ -25,6 +25,7 @@ from backend.models.names import name_key
 from backend.models.references import Action
 from backend.models.saved_filter import FILTERS_PER_USER
 from backend.models.sharing import COMMENTS_PER_TASK
+from backend.models.task import TaskPreview
 from backend.models.task_list import LISTS_PER_USER, SUBTASKS_PER_TASK, ListCreate
 from backend.services.access import require
 from backend.services.dav_statements import COMPLETED_AT_SENT, CREATED_DONE
@@ -76,22 +77,65 @@ class Ready:
 class Analysis:
     plan: Plan
     tasks: list[Ready]
-    lists: list[tuple[str, str]]  # (key, name) to create
-    lists_reused: dict[str, int]  # a planned list's key -> an existing list of that name
+    lists: list[tuple[str, dict[str, Any]]]  # (key, `POST /api/lists`'s body) to create
+    lists_reused: dict[str, int]  # a planned list's key -> an existing list (its name's, or
+    # the one an earlier import created for it)
     filters: list[dict[str, Any]]
     counts: ImportCounts
     warnings: list[dict[str, Any]]
     lossy: list[dict[str, Any]]
+    # A task's key an earlier run created -> its id (a subtask's parent that exists already).
+    parents_known: dict[str, int] = field(default_factory=dict)
 
-    def preview(self) -> list[dict[str, Any]]:
+    def preview(self, user_id: str) -> list[TaskPreview]:
+        """The first tasks as they would be created (`TaskPreview`): the fields the write
+        would store (`created`: the schedule as the service plans it), `user_id` the caller's,
+        `list_id` a list that exists already (else null, the file's list in `list_name`),
+        `parent_id` a parent that exists already, the subtask counts from the file."""
+        names = {planned.key: planned.name for planned in self.plan.lists}
+        by_key = {ready.planned.key: ready for ready in self.tasks}
+        children: dict[str, list[Ready]] = {}
+        for ready in self.tasks:
+            if ready.parent_key is not None:
+                children.setdefault(ready.parent_key, []).append(ready)
         out = []
         for ready in self.tasks[:PREVIEW_TASKS]:
-            shown = TaskCreate.model_validate(ready.fields).model_dump(mode="json")
-            shown["completed_at"] = (
-                ready.planned.completed_at.isoformat() if ready.planned.completed_at else None
+            data = TaskCreate.model_validate(ready.fields)
+            values = created(data)
+            values["series_id"] = None  # drawn when written
+            completed_at = ready.planned.completed_at if data.completed else None
+            top, seen = ready, {ready.planned.key}
+            while top.parent_key is not None and top.parent_key in by_key:
+                if top.parent_key in seen:
+                    break
+                seen.add(top.parent_key)
+                top = by_key[top.parent_key]
+            list_id = None if top.parent_key is not None else top.fields.get("list_id")
+            list_name = names.get(top.list_key) if top.list_key is not None else None
+            if top.list_key is not None and top.parent_key is None:
+                list_id = self.lists_reused.get(top.list_key, list_id)
+            parent_id = None
+            if ready.parent_key is not None and ready.parent_key not in by_key:
+                parent_id = self.parents_known.get(ready.parent_key)
+            mine = children.get(ready.planned.key, [])
+            out.append(
+                TaskPreview.model_validate(
+                    {
+                        **values,
+                        "user_id": user_id,
+                        "completed_at": completed_at,
+                        "list_id": list_id,
+                        "parent_id": parent_id,
+                        "subtask_count": len(mine),
+                        "open_subtask_count": sum(
+                            1 for child in mine if not child.fields.get("completed")
+                        ),
+                        "list_name": list_name,
+                        "file_key": ready.planned.key,
+                        "parent_file_key": ready.parent_key,
+                    }
+                )
             )
-            shown["list"], shown["parent"] = ready.list_key, ready.parent_key
-            out.append(shown)
         return out
 
 
@@ -173,16 +217,25 @@ def analyse(plan: Plan, standing: Standing, zone: str, list_id: int | None) -> A
             counts.already_imported += 1
         return full in done
 
-    lists: list[tuple[str, str]] = []
+    lists: list[tuple[str, dict[str, Any]]] = []
     reused: dict[str, int] = {}
     for planned in plan.lists:
         if seen(LIST, planned.key):
+            reused[planned.key] = done[item_key(LIST, planned.key)].row_id
             continue
         existing = standing.lists.get(name_key(planned.name))
         if existing is not None:
             reused[planned.key] = existing
             continue
-        lists.append((planned.key, planned.name))
+        body = {"name": planned.name, **planned.fields}
+        try:
+            ListCreate.model_validate(body)
+        except ValidationError as error:
+            where, message = _refusal(error)
+            if where != "name":  # its other fields refused: its name alone, with a warning
+                warnings.append(_warning(planned.item or planned.name, where, "invalid", message))
+                body = {"name": planned.name}
+        lists.append((planned.key, body))
     if len(standing.lists) + len(lists) > LISTS_PER_USER:
         raise LimitReached(
             f"The import adds {len(lists)} lists to your {len(standing.lists)}, past the most "
@@ -302,7 +355,14 @@ def analyse(plan: Plan, standing: Standing, zone: str, list_id: int | None) -> A
         {"what": entry.what, "count": entry.count, "example": entry.example}
         for entry in plan.lossy.values()
     ]
-    return Analysis(plan, roots + rest, lists, reused, filters, counts, warnings, lossy)
+    parents_known = {
+        r.parent_key: done[item_key(TASK, r.parent_key)].row_id
+        for r in ready
+        if r.parent_key is not None and item_key(TASK, r.parent_key) in done
+    }
+    return Analysis(
+        plan, roots + rest, lists, reused, filters, counts, warnings, lossy, parents_known
+    )
 
 
 def standing_of(
@@ -345,8 +405,8 @@ def write_lists(work: UnitOfWork, import_id: int, analysis: Analysis, written: W
     lists: ListService = work.service(ListService)
     imports: ImportService = work.service(ImportService)
     source = analysis.plan.source
-    for key, name in analysis.lists:
-        row = lists.create(ListCreate.model_validate({"name": name}))
+    for key, body in analysis.lists:
+        row = lists.create(ListCreate.model_validate(body))
         imports.record(import_id, source, item_key(LIST, key), LIST, int(row.id))
         written.list_ids[key] = int(row.id)
     if analysis.filters:
@@ -393,7 +453,7 @@ def write_chunk(
         written.task_ids[ready.planned.key] = task_id
         items.append((item_key(TASK, ready.planned.key), TASK, task_id, ready.root))
         for comment in ready.planned.comments:
-            made = comments.add(task_id, {"body": comment.body})
+            made = comments.add(task_id, {"body": comment.body}, comment.created_at)
             items.append((item_key(COMMENT, comment.key), COMMENT, int(made.id), False))
         if ready.planned.attachments and store is not None:
             for attachment in ready.planned.attachments:
@@ -435,15 +495,49 @@ def trash_roots(tasks: TaskService, imports: ImportService, import_id: int) -> N
     """Trash every task `import_id` created: its roots, their subtasks with them."""
     roots = [int(item.row_id) for item in imports.created(import_id, TASK) if item.root]
     if roots:
-        tasks.delete_many(roots)
+        tasks.delete_many(roots, last=False)
 
 
-def undo(imports: ImportService, tasks: TaskService, import_id: int) -> Any:
-    """Trash every task `import_id` created (the top-level ones: their subtasks go with them),
-    forget its keys and mark it undone, in one message after one read; 409 unless `done`."""
+def undo(
+    imports: ImportService,
+    tasks: TaskService,
+    lists: ListService,
+    filters: SavedFilterService,
+    import_id: int,
+) -> Any:
+    """Trash every task `import_id` created that the caller may still delete (the top-level
+    ones: their subtasks go with them; as `DELETE /api/tasks/{id}`, a shared list's too),
+    then delete the lists it created that hold no task then and the filters it created, forget
+    its keys and mark it undone; what it could not remove (a task out of the caller's reach or
+    deleted since, a list holding other tasks) is added to the import's warnings. 409 unless
+    `done`. The caller holds the commit (several writes)."""
     row = imports.undoing(import_id)
     if row.state != "done":
         raise Conflict(f"Only a done import can be undone; this one is {row.state}")
-    imports.undone_ahead(import_id)
-    tasks.delete_many([int(task_id) for task_id in row.roots])
-    return {**row._mapping, "state": "undone"}
+    roots = [int(task_id) for task_id in row.roots]
+    imports.forget_ahead(import_id)
+    trashed = tasks.delete_many(roots, last=False) if roots else set()
+    left: list[dict[str, Any]] = []
+    missed = [task_id for task_id in roots if task_id not in trashed]
+    if missed:
+        shown = ", ".join(str(task_id) for task_id in missed[:20])
+        left.append(
+            _warning(
+                "tasks",
+                None,
+                "not_undone",
+                f"{len(missed)} task(s) not trashed: deleted since, or no longer yours to "
+                f"delete (ids {shown})",
+            )
+        )
+    filters.delete_many_ahead([int(filter_id) for filter_id in row.filters])
+    created_lists = [int(list_id) for list_id in row.lists]
+    deleted = lists.delete_empty(created_lists)
+    for list_id in created_lists:
+        if list_id not in deleted:
+            message = "The list it created holds other tasks (or was deleted): kept"
+            left.append(_warning(f"lists/{list_id}", None, "list_kept", message))
+    done = imports.undone(import_id, left)
+    if done is None:
+        raise Conflict("The import changed while it was being undone; retry")
+    return done

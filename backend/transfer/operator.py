@@ -63,7 +63,7 @@ def import_file(
                 counts=analysis.counts,
                 warnings=analysis.warnings,
                 lossy=analysis.lossy,
-                preview=analysis.preview(),
+                preview=analysis.preview(user_id),
             )
             return preview.model_dump(mode="json")
         work.hold_commit()

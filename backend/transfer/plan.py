@@ -52,6 +52,10 @@ class Lossy:
 class PlannedList:
     key: str  # the source's id of the list (or its name when it has none)
     name: str
+    # Its other fields as `POST /api/lists` takes them (our archive's: `color`), not yet
+    # validated; where it is in the file.
+    fields: dict[str, Any] = field(default_factory=dict)
+    item: str = ""
 
 
 @dataclass(frozen=True)

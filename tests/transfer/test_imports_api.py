@@ -4,6 +4,9 @@ duplicated, another user's import 404, bad input, and a runner picking up a queu
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from collections.abc import Callable
 from typing import Any
 
@@ -13,8 +16,10 @@ from sqlalchemy import Engine, text
 
 from backend.config import Settings
 from backend.main import create_app
+from backend.models import TaskPublic
 from backend.transfer.runner import ImportRunner
 from tests.conftest import Account
+from tests.sharing.helpers import join, make_list, make_task
 from tests.transfer.archive import export_zip, task
 
 Upload = Callable[..., Any]
@@ -82,6 +87,33 @@ def _tasks(client: TestClient, account: Account) -> list[dict[str, Any]]:
     return list(response.json()["data"])
 
 
+def _preview_is_the_task_shape(preview: list[dict[str, Any]], caller: Account) -> None:
+    """Each item is the task object but `id` (TaskPublic's fields), then where it is in the
+    file; derived fields computed as the service computes them."""
+    helpers = ["list_name", "file_key", "parent_file_key"]
+    public = [name for name in TaskPublic.model_fields if name != "id"]
+    for item in preview:
+        assert sorted(item) == sorted(public + helpers), item
+        assert item["user_id"] == caller.id
+        assert item["created_at"] is None and item["position"] is None
+    shown = {item["title"]: item for item in preview}
+    trip = shown["Plan the trip"]
+    assert trip["due_date"] == "2026-12-24" and trip["all_day"] is True
+    assert trip["subtask_count"] == 2 and trip["open_subtask_count"] == 2
+    assert trip["list_id"] is None and trip["list_name"] == "Home"  # a list the import creates
+    assert trip["file_key"] == "1001" and trip["parent_file_key"] is None
+    flights = shown["Book flights"]
+    assert flights["parent_file_key"] == "1001" and flights["parent_id"] is None
+    assert flights["list_name"] == "Home"
+    passport = shown["Renew passport"]
+    assert passport["all_day"] is False and passport["next_due_date"] is not None
+    assert passport["series_start"] is not None and passport["series_id"] is None
+    assert passport["list_name"] is None and passport["subtask_count"] == 0
+    old = shown["Old task"]
+    assert old["completed"] is True and old["completed_at"].startswith("2025-01-02T03:04:05")
+    assert old["is_overdue"] is False
+
+
 def test_round_trip_dry_run_reimport_undo(
     client: TestClient, alice: Account, db_engine: Engine, settings: Settings
 ) -> None:
@@ -99,7 +131,7 @@ def test_round_trip_dry_run_reimport_undo(
         "already_imported": 0,
     }
     assert preview["preview"][0]["title"] == "Old task"  # top level: written last to first
-    assert "id" not in preview["preview"][0]
+    _preview_is_the_task_shape(preview["preview"], alice)
     assert _tasks(client, alice) == []  # nothing written
 
     queued = _post(client, alice, data)
@@ -442,7 +474,9 @@ def test_export_from_one_account_import_into_another(
     """Our own archive is lossless: what Alice exports, Bob imports the same but for ids,
     owners and creation times."""
     h = alice.headers
-    home = client.post("/api/lists", json={"name": "Home"}, headers=h).json()["data"]["id"]
+    home = client.post("/api/lists", json={"name": "Home", "color": "#2e7d32"}, headers=h)
+    home = home.json()["data"]["id"]
+    client.post("/api/lists", json={"name": "Errands"}, headers=h)
     parent = client.post(
         "/api/tasks",
         json={
@@ -509,6 +543,234 @@ def test_export_from_one_account_import_into_another(
         }
 
     assert shown(bob) == shown(alice)
+
+    def lists_of(account: Account) -> list[dict[str, Any]]:
+        """Every list field but ids, owners and times, in their order."""
+        rows = client.get("/api/lists", headers=account.headers).json()["data"]
+        rows.sort(key=lambda row: row["position"])
+        unlike = {"id", "user_id", "created_at", "updated_at", "position"}
+        return [{k: v for k, v in row.items() if k not in unlike} for row in rows]
+
+    assert lists_of(bob) == lists_of(alice)
+    assert lists_of(bob)[0]["color"] == "#2e7d32"
+    assert not [entry for entry in state["lossy"] if "colour" in entry["what"]]
     [bobs] = [t for t in _tasks(client, bob) if t["title"] == "Paint the fence"]
     comments = client.get(f"/api/tasks/{bobs['id']}/comments", headers=bob.headers).json()
     assert [c["body"] for c in comments["data"]] == ["Two coats"]
+    # A comment keeps its time (its author is the importing account: another account's).
+    [alices] = [t for t in _tasks(client, alice) if t["title"] == "Paint the fence"]
+    theirs = client.get(f"/api/tasks/{alices['id']}/comments", headers=h).json()["data"]
+    [mine] = comments["data"]
+    assert mine["created_at"] == theirs[0]["created_at"]
+    assert mine["author_id"] == bob.id
+
+
+def _undo(client: TestClient, account: Account, location: str) -> dict[str, Any]:
+    undone = client.post(f"{location}/undo", headers=account.headers)
+    assert undone.status_code == 200, undone.text
+    body: dict[str, Any] = undone.json()["data"]
+    assert body["state"] == "undone"
+    return body
+
+
+def test_undo_trashes_what_it_put_in_another_owners_list_and_reports_what_it_cannot(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine, settings: Settings
+) -> None:
+    """Bob, an editor of Alice's list, imports into it: the undo trashes those tasks too, as
+    DELETE /api/tasks/{id} would; one Alice moved out of his reach is reported, not skipped."""
+    shared = make_list(client, alice, "Shared")
+    private = make_list(client, alice, "Private")
+    join(client, alice, bob, shared, "editor")
+    data = export_zip(tasks=[task(1, "First"), task(2, "Second"), task(3, "Kept by Alice")])
+    queued = _post(client, bob, data, list_id=str(shared))
+    assert queued.status_code == 202, queued.text
+    _run(db_engine, settings)
+    location = queued.headers["Location"]
+    assert client.get(location, headers=bob.headers).json()["data"]["state"] == "done"
+    in_shared = {t["title"]: t for t in _tasks(client, alice)}
+    assert set(in_shared) == {"First", "Second", "Kept by Alice"}
+    kept = in_shared["Kept by Alice"]["id"]
+    moved = client.patch(f"/api/tasks/{kept}", json={"list_id": private}, headers=alice.headers)
+    assert moved.status_code == 200, moved.text
+
+    body = _undo(client, bob, location)
+    assert [t["title"] for t in _tasks(client, alice)] == ["Kept by Alice"]
+    trash = client.get("/api/trash", headers=alice.headers).json()["data"]
+    assert sorted(t["title"] for t in trash) == ["First", "Second"]
+    [report] = [w for w in body["warnings"] if w["code"] == "not_undone"]
+    assert report["item"] == "tasks" and "1" in report["message"]
+    assert client.get(location, headers=bob.headers).json()["data"]["warnings"] == body["warnings"]
+
+
+def test_undo_deletes_the_lists_and_filters_it_created_unless_a_list_holds_other_tasks(
+    client: TestClient, alice: Account, db_engine: Engine, settings: Settings
+) -> None:
+    lists = [{"id": 501, "name": "Home", "color": None}, {"id": 502, "name": "Work"}]
+    tasks = [task(1, "Sweep", list_id=501), task(2, "Report", list_id=502)]
+    filters = [{"id": 9001, "name": "Travel", "query": {"tag": ["travel"]}}]
+    mine = client.post("/api/filters", json={"name": "Mine", "query": {}}, headers=alice.headers)
+    assert mine.status_code == 201, mine.text
+    data = export_zip(lists=lists, tasks=tasks, filters=filters)
+    queued = _post(client, alice, data)
+    _run(db_engine, settings)
+    location = queued.headers["Location"]
+    made = {item["name"]: item["id"] for item in _lists(client, alice)}
+    make_task(client, alice, "Mine, not the import's", list_id=made["Work"])
+
+    body = _undo(client, alice, location)
+    assert [item["name"] for item in _lists(client, alice)] == ["Work"]  # still holds a task
+    assert [t["title"] for t in _tasks(client, alice)] == ["Mine, not the import's"]
+    names = [f["name"] for f in client.get("/api/filters", headers=alice.headers).json()["data"]]
+    assert names == ["Mine"]
+    [report] = [w for w in body["warnings"] if w["code"] == "list_kept"]
+    assert report["item"] == f"lists/{made['Work']}"
+    # The same file imports again, its lists and filter with it.
+    again = _post(client, alice, data)
+    _run(db_engine, settings)
+    done = client.get(again.headers["Location"], headers=alice.headers).json()["data"]
+    assert done["state"] == "done", done
+    assert sorted(item["name"] for item in _lists(client, alice)) == ["Home", "Work"]
+
+
+def _lists(client: TestClient, account: Account) -> list[dict[str, Any]]:
+    answer = client.get("/api/lists", headers=account.headers)
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["data"])
+
+
+# What differs between two accounts' copies of the same data: ids, owners, times of writing
+# (and what names another row by id: compared by that row's title or name instead).
+_NOT_COMPARED = {
+    "id",
+    "user_id",
+    "created_at",
+    "updated_at",
+    "series_id",
+    "previous_task_id",
+    "list_id",
+    "parent_id",
+    "task_id",
+    "position",
+    "author_id",
+    "uploaded_by",
+}
+
+
+def _exported(client: TestClient, account: Account) -> dict[str, Any]:
+    """The account's export, each member's lines compared field for field: ids and owners
+    replaced by what they name, manual order by the place among siblings."""
+    answer = client.get("/api/export", headers=account.headers)
+    assert answer.status_code == 200, answer.text
+    archive = zipfile.ZipFile(io.BytesIO(answer.content))
+
+    def lines(name: str) -> list[dict[str, Any]]:
+        raw = archive.read(name).decode()
+        return [json.loads(line) for line in raw.splitlines() if line.strip()]
+
+    lists, tasks = lines("lists.jsonl"), lines("tasks.jsonl")
+    list_names = {row["id"]: row["name"] for row in lists}
+    titles = {row["id"]: row["title"] for row in tasks}
+    siblings: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
+    for row in tasks:
+        siblings.setdefault((row["list_id"], row["parent_id"]), []).append(row)
+    rank = {
+        row["id"]: n
+        for group in siblings.values()
+        for n, row in enumerate(sorted(group, key=lambda row: row["position"]))
+    }
+
+    def kept(row: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in row.items() if k not in _NOT_COMPARED}
+
+    files = []
+    for row in lines("attachments.jsonl"):
+        data = archive.read(f"attachments/{row['id']}/{row['filename']}")
+        files.append({**kept(row), "task": titles[row["task_id"]], "bytes": data})
+    ordered_lists = sorted(lists, key=lambda row: row["position"])
+    return {
+        "lists": [kept(row) for row in ordered_lists],
+        "tasks": {
+            row["title"]: {
+                **kept(row),
+                "list": list_names.get(row["list_id"]),
+                "parent": titles.get(row["parent_id"]),
+                "place": rank[row["id"]],
+            }
+            for row in tasks
+        },
+        "comments": sorted(
+            (
+                {**kept(row), "task": titles[row["task_id"]], "time": row["created_at"]}
+                for row in lines("comments.jsonl")
+            ),
+            key=str,
+        ),
+        "attachments": files,
+        "filters": sorted((kept(row) for row in lines("filters.jsonl")), key=str),
+    }
+
+
+def test_export_import_export_is_the_same_field_for_field(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine, settings: Settings
+) -> None:
+    """Issue 89's lossless round trip, member by member, every field but ids, owners and
+    times of writing: title, description, priority, a day and an instant, zone, recurrence,
+    tags, completion and its time, subtasks, manual order, list and its name, reminders,
+    comments' text and time, attachments' bytes, name and type, filters."""
+    h = alice.headers
+    home = make_list(client, alice, "Home")
+    client.patch(f"/api/lists/{home}", json={"color": "#aa3300"}, headers=h)
+    make_list(client, alice, "Empty")
+    fence = make_task(
+        client,
+        alice,
+        "Paint the fence",
+        description="White\nTwo coats",
+        priority="high",
+        due_date="2026-12-24",
+        time_zone="Pacific/Auckland",
+        tags=["outside", "weekend"],
+        list_id=home,
+        reminders=[{"minutes_before_due": 60}],
+    )
+    first, sand = (make_task(client, alice, t, parent_id=fence) for t in ("Buy paint", "Sand"))
+    make_task(client, alice, "Prime", parent_id=fence)
+    moved = client.post(f"/api/tasks/{sand}/move", json={"before_id": first}, headers=h)
+    assert moved.status_code == 200, moved.text
+    make_task(client, alice, "Second in Home", list_id=home, priority="low")
+    make_task(
+        client,
+        alice,
+        "Water plants",
+        due_date="2026-12-01T08:00:00-05:00",
+        time_zone="America/New_York",
+        recurrence="FREQ=WEEKLY;BYDAY=TU",
+        reminders=[{"minutes_before_due": 15}],
+    )
+    old = make_task(client, alice, "Old", completed=True)
+    assert old
+    client.post(f"/api/tasks/{fence}/comments", json={"body": "First coat done"}, headers=h)
+    client.post(f"/api/tasks/{fence}/comments", json={"body": "Second coat"}, headers=h)
+    content = bytes(range(256)) * 3
+    attached = client.post(
+        f"/api/tasks/{fence}/attachments",
+        files={"file": ("colours.bin", content, "application/octet-stream")},
+        headers=h,
+    )
+    assert attached.status_code == 201, attached.text
+    saved = {"name": "Urgent", "query": {"priority": ["high"]}}
+    assert client.post("/api/filters", json=saved, headers=h).status_code == 201
+    before = _exported(client, alice)
+
+    exported = client.get("/api/export", headers=h)
+    queued = _post(client, bob, exported.content)
+    assert queued.status_code == 202, queued.text
+    _run(db_engine, settings)
+    state = client.get(queued.headers["Location"], headers=bob.headers).json()["data"]
+    assert state["state"] == "done", state
+    after = _exported(client, bob)
+
+    for member in ("lists", "tasks", "comments", "attachments", "filters"):
+        assert after[member] == before[member], member
+    assert before["tasks"]["Sand"]["place"] == 0  # moved first among its siblings
+    assert len(before["comments"]) == 2 and len(before["attachments"]) == 1

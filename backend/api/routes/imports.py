@@ -16,7 +16,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from backend.api.deps import DoorRoute, SettingsDep, uses
+from backend.api.deps import Door, DoorRoute, SettingsDep, uses
 from backend.api.responses import EXAMPLES, VALIDATION, ErrorExample, errors, ok
 from backend.errors import (
     Conflict,
@@ -115,7 +115,7 @@ _FORM = {
         },
         "list_id": {
             "type": "string",
-            "pattern": "^[0-9]{1,18}$",
+            "pattern": "^[1-9][0-9]{0,17}$",
             "description": "Where tasks with no list of their own go (as `POST /api/tasks` "
             "takes `list_id`); default none.",
         },
@@ -271,7 +271,7 @@ def create_import(
         counts=analysis.counts,
         warnings=analysis.warnings,
         lossy=analysis.lossy,
-        preview=analysis.preview(),
+        preview=analysis.preview(imports.user_id),
     )
     body = ImportPreviewEnvelope(data=preview).model_dump(mode="json")
     return JSONResponse(body, status_code=status.HTTP_200_OK)
@@ -340,18 +340,28 @@ _NOT_DONE = ErrorExample.of(
     operation_id="undoImport",
     response_model=ImportEnvelope,
     summary="Undo an import",
-    description="Every task the import created goes to the trash in one step (each "
-    "restorable as any deleted task: `GET /api/trash`); the import is `undone` and the same "
-    "file imports again. Lists and saved filters it created stay. 409 unless it is `done`.",
+    description="Every task the import created that you may still delete (as `DELETE "
+    "/api/tasks/{task_id}`: a shared list's too) goes to the trash in one step (each "
+    "restorable as any deleted task: `GET /api/trash`); then the lists it created that hold "
+    "no task and the saved filters it created are deleted; the import is `undone` and the "
+    "same file imports again. What it could not remove (a task out of your reach or deleted "
+    "since: `not_undone`; a list holding other tasks: `list_kept`, kept) is added to the "
+    "import's `warnings`. 409 unless it is `done`.",
     responses=ok(200, "The import, `undone`.")
     | errors(404, 409, 422, examples=(_MISSING, _NOT_DONE, VALIDATION)),
 )
 def undo_import(
     imports: Annotated[ImportService, uses(ImportService)],
     tasks: Annotated[TaskService, uses(TaskService)],
+    lists: Annotated[ListService, uses(ListService)],
+    saved_filters: Annotated[SavedFilterService, uses(SavedFilterService)],
+    door: Door,
     import_id: ImportId,
 ) -> ImportEnvelope:
-    return ImportEnvelope(data=ImportPublic.of(undo(imports, tasks, import_id)))
+    door.hold_commit()
+    return ImportEnvelope(
+        data=ImportPublic.of(undo(imports, tasks, lists, saved_filters, import_id))
+    )
 
 
 def body_limit(max_bytes: int) -> int:

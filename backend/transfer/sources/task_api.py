@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from backend.models.task_fields import READ_ONLY
+from backend.models.task_list import ListCreate
 from backend.transfer.plan import (
     NotThisSource,
     Plan,
@@ -29,6 +30,8 @@ MANIFEST = "manifest.json"
 # A task line's placement is read into keys; what the server sets is dropped.
 _PLACEMENT = frozenset({"list_id", "parent_id"})
 _DROPPED = READ_ONLY | _PLACEMENT | {"assignees"}
+# A list line's fields a client writes besides its name.
+LIST_FIELDS = tuple(name for name in ListCreate.model_fields if name != "name")
 
 
 def looks_like(data: bytes, file_name: str) -> bool:
@@ -107,9 +110,9 @@ def read(data: bytes, file_name: str, zone: str) -> Plan:
             plan.warn(where, "name" if key else "id", "invalid", "A list needs an id and a name")
             plan.skipped += 1
             continue
-        plan.lists.append(PlannedList(key=key, name=name))
-        if line.get("color") is not None:
-            plan.lose("list colour", name)
+        # Every other field `POST /api/lists` takes (its colour) as it is.
+        fields = {field: line[field] for field in LIST_FIELDS if field in line}
+        plan.lists.append(PlannedList(key=key, name=name, fields=fields, item=where))
     tasks: dict[str, PlannedTask] = {}
     for where, line in _lines(files, "tasks.jsonl"):
         key = _key(line.get("id"))
@@ -141,7 +144,7 @@ def read(data: bytes, file_name: str, zone: str) -> Plan:
             plan.skipped += 1
             continue
         created = _instant(line.get("created_at"))
-        plan.lose("comment author and time (the importing account's, now)", body[:80])
+        plan.lose("comment author (the importing account)", body[:80])
         owner.comments.append(PlannedComment(key=str(line["id"]), body=body, created_at=created))
     for where, line in _lines(files, "attachments.jsonl"):
         holder = tasks.get(str(line.get("task_id")))
