@@ -20,7 +20,7 @@ from backend.contracts.saved_filters import FilterCreate
 from backend.errors import AppError, Conflict, InvalidRequest, LimitReached, NotFound
 from backend.models import TaskCreate
 from backend.models.attachment import ATTACHMENTS_PER_TASK
-from backend.models.imports import PREVIEW_TASKS, ImportCounts
+from backend.models.imports import PREVIEW_TASKS, ImportCounts, ImportPreview
 from backend.models.names import name_key
 from backend.models.references import Action
 from backend.models.saved_filter import FILTERS_PER_USER
@@ -86,6 +86,16 @@ class Analysis:
     lossy: list[dict[str, Any]]
     # A task's key an earlier run created -> its id (a subtask's parent that exists already).
     parents_known: dict[str, int] = field(default_factory=dict)
+
+    def answer(self, user_id: str) -> ImportPreview:
+        """The dry run's answer (every door's): what this analysis would create."""
+        return ImportPreview(
+            source=self.plan.source,
+            counts=self.counts,
+            warnings=self.warnings,
+            lossy=self.lossy,
+            preview=self.preview(user_id),
+        )
 
     def preview(self, user_id: str) -> list[TaskPreview]:
         """The first tasks as they would be created (`TaskPreview`): the fields the write

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
-from backend.models.imports import ImportPreview, ImportPublic
+from backend.models.imports import ImportPublic
 from backend.services.imports import ImportService
 from backend.services.lists import ListService
 from backend.services.notification_settings import NotificationSettingsService
@@ -58,14 +58,7 @@ def import_file(
         standing = standing_of(imports, lists, work.service(SavedFilterService), plan)
         analysis = analyse(plan, standing, zone, list_id)
         if dry_run:
-            preview = ImportPreview(
-                source=plan.source,
-                counts=analysis.counts,
-                warnings=analysis.warnings,
-                lossy=analysis.lossy,
-                preview=analysis.preview(user_id),
-            )
-            return preview.model_dump(mode="json")
+            return analysis.answer(user_id).model_dump(mode="json")
         work.hold_commit()
         row = imports.queue(plan.source, data, file_name, zone, list_id)
     ImportRunner(engine, settings).run_once(only=int(row.id))

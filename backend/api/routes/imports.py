@@ -266,14 +266,7 @@ def create_import(
     if upload.list_id is not None:
         check_list(lists, upload.list_id)
     analysis = analyse(plan, standing_of(imports, lists, saved_filters, plan), zone, upload.list_id)
-    preview = ImportPreview(
-        source=plan.source,
-        counts=analysis.counts,
-        warnings=analysis.warnings,
-        lossy=analysis.lossy,
-        preview=analysis.preview(imports.user_id),
-    )
-    body = ImportPreviewEnvelope(data=preview).model_dump(mode="json")
+    body = ImportPreviewEnvelope(data=analysis.answer(imports.user_id)).model_dump(mode="json")
     return JSONResponse(body, status_code=status.HTTP_200_OK)
 
 
