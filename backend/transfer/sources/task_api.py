@@ -50,7 +50,7 @@ def _manifest(files: dict[str, bytes]) -> dict[str, Any] | None:
         return None
     try:
         manifest = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         return None
@@ -72,7 +72,7 @@ def _lines(files: dict[str, bytes], name: str) -> Iterator[tuple[str, dict[str, 
         where = f"{name}:{number}"
         try:
             value = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
             raise NotThisSource(where, "not a JSON object") from None
         if not isinstance(value, dict):
             raise NotThisSource(where, "not a JSON object")
@@ -85,6 +85,16 @@ def _instant(value: Any) -> datetime | None:
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
+        return None
+
+
+def _order(value: Any) -> float | None:
+    """`position` as a sort key: a number (a bool, or an int past a float's range: none)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
         return None
 
 
@@ -121,17 +131,19 @@ def read(data: bytes, file_name: str, zone: str) -> Plan:
             plan.skipped += 1
             continue
         fields = {name: value for name, value in line.items() if name not in _DROPPED}
-        if line.get("assignees"):
-            plan.lose("assignee (a user of the exporting server)", str(line["assignees"][0]))
+        assignees = line.get("assignees")
+        if assignees:
+            first = assignees[0] if isinstance(assignees, list) else assignees
+            plan.lose("assignee (a user of the exporting server)", str(first))
         completed_at = _instant(line.get("completed_at")) if line.get("completed") else None
-        position = line.get("position")
+        position = _order(line.get("position"))
         task = PlannedTask(
             key=key,
             item=where,
             fields=fields,
             list_key=_key(line.get("list_id")),
             parent_key=_key(line.get("parent_id")),
-            order=float(position) if isinstance(position, int | float) else None,
+            order=position,
             completed_at=completed_at,
         )
         tasks[key] = task

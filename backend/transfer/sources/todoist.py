@@ -211,7 +211,9 @@ class _Rows:
         indent_text = self.cell(row, "INDENT")
         indent = 1
         if indent_text:
-            if indent_text.isdigit() and int(indent_text) >= 1:
+            # ASCII digits, few of them (`int` refuses `²`, and more than 4300 digits).
+            short = indent_text.isascii() and indent_text.isdigit() and len(indent_text) <= 9
+            if short and int(indent_text) >= 1:
                 indent = int(indent_text)
             else:
                 self.plan.warn(
