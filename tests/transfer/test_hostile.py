@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
+from backend.config import Settings
+from backend.models.task_list import MAX_DEPTH
 from backend.transfer import sources
 from backend.transfer.plan import NotThisSource, Plan
+from backend.transfer.runner import ImportRunner
 from tests.conftest import Account
 from tests.transfer.common import zipped
 
@@ -135,3 +140,80 @@ def test_a_hostile_file_through_the_api_is_a_4xx(
     assert response.status_code in (200, 422), response.text
     if response.status_code == 422:
         assert set(response.json()["error"]) >= {"code", "message", "details"}
+
+
+def _google_chain(length: int) -> bytes:
+    items = [
+        {"id": str(n), "title": f"level {n}", "parent": str(n - 1) if n else None}
+        for n in range(length)
+    ]
+    lists = [{"id": "l", "title": "Chain", "items": items}]
+    return json.dumps({"kind": "tasks#taskLists", "items": lists}).encode()
+
+
+def _depths(plan: Plan) -> dict[str, int]:
+    depth: dict[str, int] = {}
+    for task in plan.tasks:  # parents first
+        depth[task.key] = 0 if task.parent_key is None else depth[task.parent_key] + 1
+    return depth
+
+
+def test_a_chain_past_the_trees_depth_is_cut_in_linear_time() -> None:
+    """A 20,000-deep parent chain: kept whole it took the readers' and the importer's walks
+    quadratic time (100,000: minutes of a core per request) and failed at the database's
+    3-ancestor rule after the dry run said it would import; each fourth level now goes to
+    the top with a warning."""
+    plan = sources.read("google-tasks", _google_chain(20_000), "Tasks.json", "UTC")
+    depths = _depths(plan)
+    assert len(depths) == 20_000 and max(depths.values()) == MAX_DEPTH
+    assert sum(1 for w in plan.warnings if w.code == "too_deep") == 20_000 // 4 - 1
+
+
+def test_a_deep_chain_imports_as_its_dry_run_said(
+    client: TestClient, alice: Account, db_engine: Engine, settings: Settings
+) -> None:
+    def post(dry_run: str) -> Any:
+        return client.post(
+            "/api/imports",
+            headers=alice.headers,
+            files={"file": ("Tasks.json", _google_chain(9), "application/json")},
+            data={"source": "google-tasks", "dry_run": dry_run},
+        )
+
+    dry = post("true").json()["data"]
+    assert dry["counts"]["tasks"] == 9
+    queued = post("false")
+    assert queued.status_code == 202, queued.text
+    _run(db_engine, settings)
+    done = client.get(queued.headers["Location"], headers=alice.headers).json()["data"]
+    assert done["state"] == "done", done
+    assert done["warnings"] == dry["warnings"]
+    listed = client.get("/api/tasks?limit=100", headers=alice.headers).json()["data"]
+    assert len(listed) == 9
+
+
+def test_an_archives_duplicate_task_id_is_skipped_so_undo_leaves_nothing(
+    client: TestClient, alice: Account, db_engine: Engine, settings: Settings
+) -> None:
+    """Two lines of one id were both created but keyed once: undo (and a failed import's
+    clean-up) trashed only one, the other stayed behind."""
+    data = _archive('{"id": 1, "title": "first"}\n{"id": 1, "title": "second"}\n')
+    queued = client.post(
+        "/api/imports",
+        headers=alice.headers,
+        files={"file": ("export.zip", data, "application/zip")},
+        data={"source": "task-api"},
+    )
+    assert queued.status_code == 202, queued.text
+    _run(db_engine, settings)
+    done = client.get(queued.headers["Location"], headers=alice.headers).json()["data"]
+    assert done["state"] == "done" and done["counts"]["skipped"] == 1, done
+    undone = client.post(queued.headers["Location"] + "/undo", headers=alice.headers)
+    assert undone.status_code == 200, undone.text
+    assert client.get("/api/tasks", headers=alice.headers).json()["data"] == []
+
+
+def _run(engine: Engine, settings: Settings) -> None:
+    runner = ImportRunner(engine, settings)
+    while runner.run_once() is not None:
+        pass

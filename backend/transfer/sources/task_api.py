@@ -22,6 +22,7 @@ from backend.transfer.plan import (
     PlannedList,
     PlannedTask,
 )
+from backend.transfer.sources.common import arrange
 from backend.transfer.sources.zips import is_zip, members
 
 FORMAT = "task-api-export"
@@ -124,6 +125,7 @@ def read(data: bytes, file_name: str, zone: str) -> Plan:
         fields = {field: line[field] for field in LIST_FIELDS if field in line}
         plan.lists.append(PlannedList(key=key, name=name, fields=fields, item=where))
     tasks: dict[str, PlannedTask] = {}
+    read_tasks: list[PlannedTask] = []
     for where, line in _lines(files, "tasks.jsonl"):
         key = _key(line.get("id"))
         if key is None:
@@ -146,8 +148,11 @@ def read(data: bytes, file_name: str, zone: str) -> Plan:
             order=position,
             completed_at=completed_at,
         )
-        tasks[key] = task
-        plan.tasks.append(task)
+        tasks.setdefault(key, task)  # a second line of the same id: `arrange` skips it
+        read_tasks.append(task)
+    # Parents before their subtasks, a duplicate id skipped, a loop or a chain past the tree's
+    # depth cut, as every reader's: written as read, in time linear in the lines.
+    arrange(plan, read_tasks)
     for where, line in _lines(files, "comments.jsonl"):
         owner = tasks.get(str(line.get("task_id")))
         body = line.get("body")
