@@ -217,3 +217,42 @@ def _run(engine: Engine, settings: Settings) -> None:
     runner = ImportRunner(engine, settings)
     while runner.run_once() is not None:
         pass
+
+
+@pytest.mark.parametrize(
+    "titles",
+    [["", "Work"], ["x" * 5000], ["Same", "same"], ["bad\x00name"]],
+    ids=["untitled", "too long", "same name twice", "nul"],
+)
+def test_a_list_name_we_refuse_imports_as_its_dry_run_said(
+    client: TestClient,
+    alice: Account,
+    db_engine: Engine,
+    settings: Settings,
+    titles: list[str],
+) -> None:
+    """A Google task list named "" (or too long, or twice) passed the dry run, then its
+    ListCreate failed in the runner: the whole import `failed` with "The import failed"."""
+    lists = [
+        {"id": f"l{n}", "title": title, "items": [{"id": f"t{n}", "title": f"task {n}"}]}
+        for n, title in enumerate(titles)
+    ]
+    data = json.dumps({"kind": "tasks#taskLists", "items": lists}).encode()
+
+    def post(dry_run: str) -> Any:
+        return client.post(
+            "/api/imports",
+            headers=alice.headers,
+            files={"file": ("Tasks.json", data, "application/json")},
+            data={"source": "google-tasks", "dry_run": dry_run},
+        )
+
+    dry = post("true").json()["data"]
+    queued = post("false")
+    assert queued.status_code == 202, queued.text
+    _run(db_engine, settings)
+    done = client.get(queued.headers["Location"], headers=alice.headers).json()["data"]
+    assert done["state"] == "done", done
+    assert done["counts"] == dry["counts"] and done["warnings"] == dry["warnings"]
+    listed = client.get("/api/tasks?limit=100", headers=alice.headers).json()["data"]
+    assert len(listed) == len(titles) == dry["counts"]["tasks"]
