@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from backend.config import Settings
+from backend.models.imports import IMPORTS_PENDING_MAX
 from backend.models.task_list import MAX_DEPTH
 from backend.transfer import sources
 from backend.transfer.plan import NotThisSource, Plan
@@ -256,3 +257,29 @@ def test_a_list_name_we_refuse_imports_as_its_dry_run_said(
     assert done["counts"] == dry["counts"] and done["warnings"] == dry["warnings"]
     listed = client.get("/api/tasks?limit=100", headers=alice.headers).json()["data"]
     assert len(listed) == len(titles) == dry["counts"]["tasks"]
+
+
+def test_a_user_has_at_most_a_few_imports_pending(
+    client: TestClient, alice: Account, bob: Account, db_engine: Engine, settings: Settings
+) -> None:
+    """Each queued import holds its file (up to IMPORT_MAX_BYTES) in the database until a
+    runner ends it: without a bound one user could queue them without end."""
+
+    def post(account: Account) -> Any:
+        return client.post(
+            "/api/imports",
+            headers=account.headers,
+            files={"file": ("Tasks.json", _google_chain(1), "application/json")},
+            data={"source": "google-tasks"},
+        )
+
+    for _ in range(IMPORTS_PENDING_MAX):
+        assert post(alice).status_code == 202
+    refused = post(alice)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "CONFLICT"
+    assert len(client.get("/api/imports", headers=alice.headers).json()["data"]) == 3
+    assert post(bob).status_code == 202  # another user's are not counted
+    _run(db_engine, settings)  # once they end, one more may be queued
+    assert post(alice).status_code == 202
+

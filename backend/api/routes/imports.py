@@ -34,7 +34,7 @@ from backend.models.imports import (
     SourceParam,
 )
 from backend.models.references import Reference
-from backend.services.imports import IMPORT_NOT_FOUND, ImportService
+from backend.services.imports import IMPORT_NOT_FOUND, PENDING_MESSAGE, ImportService
 from backend.services.lists import ListService
 from backend.services.notification_settings import NotificationSettingsService
 from backend.services.saved_filters import SavedFilterService
@@ -82,6 +82,11 @@ _LIMIT = ErrorExample.of(
     "import_past_a_limit",
     "The import would take the caller past a limit: nothing written",
     LimitReached("The import adds 101 lists to your 0, past the most there can be (100)"),
+)
+_PENDING = ErrorExample.of(
+    "imports_pending",
+    "The caller has IMPORTS_PENDING_MAX imports queued or running: nothing queued",
+    Conflict(PENDING_MESSAGE),
 )
 _TOO_LARGE = ErrorExample.of(
     "import_too_large", "The file is larger than IMPORT_MAX_BYTES", PayloadTooLarge()
@@ -229,15 +234,24 @@ def _plan(upload: Upload, zone: str) -> Plan:
     "tasks), nothing written. Else 202: the import is queued and runs off the request; "
     "follow `Location`. A row our rules refuse is skipped with a warning; an import past the "
     "caller's limits is refused whole (422 `LIMIT_REACHED`); the same file again creates "
-    "nothing (`already_imported`). Over `IMPORT_MAX_BYTES`: 413.",
+    "nothing (`already_imported`). Over `IMPORT_MAX_BYTES`: 413. With 3 imports of the "
+    "caller's queued or running: 409, until one ends.",
     responses={
         200: {"model": ImportPreviewEnvelope, "description": "The dry run: nothing written."},
         **ok(202, "Queued; `Location` is the import's path.", "Location"),
         **errors(
             404,
+            409,
             413,
             422,
-            examples=(EXAMPLES["list_not_found"], _TOO_LARGE, _NOT_SOURCE, _LIMIT, VALIDATION),
+            examples=(
+                EXAMPLES["list_not_found"],
+                _PENDING,
+                _TOO_LARGE,
+                _NOT_SOURCE,
+                _LIMIT,
+                VALIDATION,
+            ),
         ),
     },
 )
