@@ -299,3 +299,17 @@ def test_a_todoist_csv_nested_deep_is_read_in_memory_linear_in_its_size() -> Non
         tracemalloc.stop()
     assert len(plan.tasks) == 400 and len({task.key for task in plan.tasks}) == 400
     assert peak < 20 * 1024 * 1024, peak
+
+
+@pytest.mark.parametrize("zone", ["UTC" * 1000, "posixrules", "../../etc/passwd", "Europe/Nowhere"])
+def test_a_time_zone_no_task_may_have_is_422(client: TestClient, alice: Account, zone: str) -> None:
+    """A zone name past the file system's name length was a 500 (ZoneInfo's OSError);
+    `posixrules` passed, then every task was skipped for its zone."""
+    response = client.post(
+        "/api/imports",
+        headers=alice.headers,
+        files={"file": ("Tasks.json", _google_chain(1), "application/json")},
+        data={"source": "google-tasks", "dry_run": "true", "time_zone": zone},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["field"] == "body.time_zone"
