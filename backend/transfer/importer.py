@@ -288,7 +288,8 @@ def analyse(plan: Plan, standing: Standing, zone: str, list_id: int | None) -> A
     by_key = {task.key: task for task in plan.tasks}
     refused: set[str] = set()
     ready: list[Ready] = []
-    children: dict[str | None, int] = {}
+    children: dict[str | None, int] = {}  # subtasks by their top-level task's key
+    roots_of: dict[str, str] = {}  # a written task's key -> its top-level task's
     attachment_bytes = 0
     for task in plan.tasks:
         fields = dict(task.fields)
@@ -326,11 +327,16 @@ def analyse(plan: Plan, standing: Standing, zone: str, list_id: int | None) -> A
             for attachment in task.attachments:
                 seen(ATTACHMENT, attachment.key)
             continue
-        children[parent_key] = children.get(parent_key, 0) + 1
-        if parent_key is not None and children[parent_key] > SUBTASKS_PER_TASK:
+        # The limit is per top-level task at every depth (task_tree's `tree_full`), as the
+        # database counts it: counted per direct parent, a tree of 100 children with 2
+        # subtasks each passed here and failed the import its dry run had passed.
+        root = parent_key if parent_key is None else roots_of.get(parent_key, parent_key)
+        roots_of[task.key] = task.key if root is None else root
+        children[root] = children.get(root, 0) + 1
+        if root is not None and children[root] > SUBTASKS_PER_TASK:
             raise LimitReached(
-                f"{task.item}: its parent would have more than {SUBTASKS_PER_TASK} subtasks, "
-                "the most there can be"
+                f"{task.item}: its top-level task would have more than {SUBTASKS_PER_TASK} "
+                "subtasks at every depth, the most there can be"
             )
         if len(task.comments) > COMMENTS_PER_TASK:
             raise LimitReached(

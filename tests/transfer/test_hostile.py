@@ -313,3 +313,24 @@ def test_a_time_zone_no_task_may_have_is_422(client: TestClient, alice: Account,
     )
     assert response.status_code == 422, response.text
     assert response.json()["error"]["details"][0]["field"] == "body.time_zone"
+
+
+def test_subtasks_are_limited_per_top_level_task_at_every_depth_in_the_dry_run_too(
+    client: TestClient, alice: Account
+) -> None:
+    """120 children of one task with a subtask each (240 in its tree, past 200): the dry run
+    answered 200, the import then failed on the database's count at every depth."""
+    items: list[dict[str, Any]] = [{"id": "root", "title": "root"}]
+    for n in range(120):
+        items.append({"id": f"c{n}", "title": f"c{n}", "parent": "root"})
+        items.append({"id": f"g{n}", "title": f"g{n}", "parent": f"c{n}"})
+    lists = [{"id": "l", "title": "L", "items": items}]
+    data = json.dumps({"kind": "tasks#taskLists", "items": lists}).encode()
+    response = client.post(
+        "/api/imports",
+        headers=alice.headers,
+        files={"file": ("Tasks.json", data, "application/json")},
+        data={"source": "google-tasks", "dry_run": "true"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "LIMIT_REACHED"
