@@ -40,6 +40,9 @@ SourceParam = Literal["auto", "task-api", "todoist", "ticktick", "google-tasks",
 ItemKind = Literal["list", "task", "comment", "attachment", "filter"]
 # How many planned tasks a dry run shows as they would be created.
 PREVIEW_TASKS = 50
+# Imports of one user not yet ended (`queued` or `running`), each holding its file (up to
+# IMPORT_MAX_BYTES) in the database: one more is refused (409) until one ends.
+IMPORTS_PENDING_MAX = 3
 IMPORT_ID_MAX = 2**63 - 1
 
 

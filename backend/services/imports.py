@@ -16,11 +16,13 @@ from sqlalchemy import (
     Engine,
     Float,
     Integer,
+    LargeBinary,
     Text,
     bindparam,
     delete,
     func,
     insert,
+    or_,
     select,
     text,
     update,
@@ -29,8 +31,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from backend.db.scope import OWNER, Scoped, owned
-from backend.errors import NotFound
-from backend.models.imports import Import, ImportItem
+from backend.errors import Conflict, NotFound
+from backend.models.imports import IMPORTS_PENDING_MAX, Import, ImportItem
 
 _I = Import.__table__.c  # type: ignore[attr-defined]
 _ITEMS = ImportItem.__table__  # type: ignore[attr-defined]
@@ -55,17 +57,32 @@ _IMPORT_ID = bindparam("import_id", type_=BigInteger)
 _RUNNER = bindparam("runner", type_=Text)
 _HELD = (_I.id == _IMPORT_ID, _I.lease_owner == _RUNNER, _I.state == "running")
 
+# The caller's imports not yet ended: a new one is queued only while they are fewer than
+# IMPORTS_PENDING_MAX (one statement: nothing inserted, the caller told to wait).
+_PENDING = owned(
+    select(func.count())
+    .select_from(Import.__table__)  # type: ignore[attr-defined]
+    .where(or_(_I.state == "queued", _I.state == "running")),
+    _I.user_id,
+).scalar_subquery()
 _QUEUE = (
     insert(Import)
-    .values(
-        user_id=bindparam(OWNER),
-        source=bindparam("source", type_=Text),
-        file=bindparam("file"),
-        file_name=bindparam("file_name", type_=Text),
-        time_zone=bindparam("time_zone", type_=Text),
-        list_id=bindparam("list_id", type_=BigInteger),
+    .from_select(
+        ["user_id", "source", "file", "file_name", "time_zone", "list_id"],
+        select(
+            bindparam(OWNER, type_=Text),
+            bindparam("source", type_=Text),
+            bindparam("file", type_=LargeBinary),
+            bindparam("file_name", type_=Text),
+            bindparam("time_zone", type_=Text),
+            bindparam("list_id", type_=BigInteger),
+        ).where(_PENDING < IMPORTS_PENDING_MAX),
     )
     .returning(*VIEW)
+)
+PENDING_MESSAGE = (
+    f"You have {IMPORTS_PENDING_MAX} imports queued or running, the most there can be at once: "
+    "wait for one to end"
 )
 _GET = owned(select(*VIEW).where(_I.id == _IMPORT_ID), _I.user_id)
 _PAGE = owned(
@@ -207,8 +224,9 @@ class ImportService(Scoped):
     def queue(
         self, source: str, data: bytes, file_name: str, time_zone: str | None, list_id: int | None
     ) -> Any:
-        """A new import, `queued`, holding its file until a runner has written it."""
-        [row] = self._write(
+        """A new import, `queued`, holding its file until a runner has written it; 409 when
+        the caller has IMPORTS_PENDING_MAX not yet ended."""
+        rows = self._write(
             _QUEUE,
             source=source,
             file=data,
@@ -217,7 +235,9 @@ class ImportService(Scoped):
             list_id=list_id,
             last=True,
         )
-        return row
+        if not rows:
+            raise Conflict(PENDING_MESSAGE)
+        return rows[0]
 
     def get(self, import_id: int) -> Any:
         row = self._read(_GET, import_id=import_id).first()

@@ -229,23 +229,55 @@ def analyse(plan: Plan, standing: Standing, zone: str, list_id: int | None) -> A
 
     lists: list[tuple[str, dict[str, Any]]] = []
     reused: dict[str, int] = {}
+    # A planned list that cannot be created as named goes: a name we refuse (empty, too long,
+    # a control character) to no list (`None`), a name another new list of the file has to
+    # that list (its key); its tasks follow it, with a warning. Else its ListCreate would fail
+    # in the runner after the dry run said it would import.
+    moved: dict[str, str | None] = {}
+    new_names: dict[str, str] = {}
     for planned in plan.lists:
         if seen(LIST, planned.key):
             reused[planned.key] = done[item_key(LIST, planned.key)].row_id
             continue
-        existing = standing.lists.get(name_key(planned.name))
+        named = name_key(planned.name)
+        existing = standing.lists.get(named)
         if existing is not None:
             reused[planned.key] = existing
             continue
+        try:
+            ListCreate.model_validate({"name": planned.name})
+        except ValidationError as error:
+            _, message = _refusal(error)
+            warnings.append(
+                _warning(
+                    planned.item or f"list {planned.key}",
+                    "name",
+                    "invalid",
+                    f"{message}: its tasks go to none",
+                )
+            )
+            moved[planned.key] = None
+            continue
+        if named in new_names:
+            moved[planned.key] = new_names[named]
+            message = "A second list of that name: its tasks go to the first"
+            warnings.append(
+                _warning(planned.item or f"list {planned.key}", "name", "duplicate", message)
+            )
+            continue
+        new_names[named] = planned.key
         body = {"name": planned.name, **planned.fields}
         try:
             ListCreate.model_validate(body)
         except ValidationError as error:
             where, message = _refusal(error)
-            if where != "name":  # its other fields refused: its name alone, with a warning
-                warnings.append(_warning(planned.item or planned.name, where, "invalid", message))
-                body = {"name": planned.name}
+            # its other fields refused: its name alone, with a warning
+            warnings.append(_warning(planned.item or planned.name, where, "invalid", message))
+            body = {"name": planned.name}
         lists.append((planned.key, body))
+    for planned_task in plan.tasks:
+        if planned_task.list_key in moved:
+            planned_task.list_key = moved[planned_task.list_key]
     if len(standing.lists) + len(lists) > LISTS_PER_USER:
         raise LimitReached(
             f"The import adds {len(lists)} lists to your {len(standing.lists)}, past the most "
@@ -256,7 +288,8 @@ def analyse(plan: Plan, standing: Standing, zone: str, list_id: int | None) -> A
     by_key = {task.key: task for task in plan.tasks}
     refused: set[str] = set()
     ready: list[Ready] = []
-    children: dict[str | None, int] = {}
+    children: dict[str | None, int] = {}  # subtasks by their top-level task's key
+    roots_of: dict[str, str] = {}  # a written task's key -> its top-level task's
     attachment_bytes = 0
     for task in plan.tasks:
         fields = dict(task.fields)
@@ -294,11 +327,16 @@ def analyse(plan: Plan, standing: Standing, zone: str, list_id: int | None) -> A
             for attachment in task.attachments:
                 seen(ATTACHMENT, attachment.key)
             continue
-        children[parent_key] = children.get(parent_key, 0) + 1
-        if parent_key is not None and children[parent_key] > SUBTASKS_PER_TASK:
+        # The limit is per top-level task at every depth (task_tree's `tree_full`), as the
+        # database counts it: counted per direct parent, a tree of 100 children with 2
+        # subtasks each passed here and failed the import its dry run had passed.
+        root = parent_key if parent_key is None else roots_of.get(parent_key, parent_key)
+        roots_of[task.key] = task.key if root is None else root
+        children[root] = children.get(root, 0) + 1
+        if root is not None and children[root] > SUBTASKS_PER_TASK:
             raise LimitReached(
-                f"{task.item}: its parent would have more than {SUBTASKS_PER_TASK} subtasks, "
-                "the most there can be"
+                f"{task.item}: its top-level task would have more than {SUBTASKS_PER_TASK} "
+                "subtasks at every depth, the most there can be"
             )
         if len(task.comments) > COMMENTS_PER_TASK:
             raise LimitReached(

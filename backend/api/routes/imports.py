@@ -8,7 +8,6 @@ No `from __future__ import annotations` here: FastAPI reads the endpoints' annot
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any, get_args
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -34,7 +33,8 @@ from backend.models.imports import (
     SourceParam,
 )
 from backend.models.references import Reference
-from backend.services.imports import IMPORT_NOT_FOUND, ImportService
+from backend.models.task_calendar import KNOWN_ZONES
+from backend.services.imports import IMPORT_NOT_FOUND, PENDING_MESSAGE, ImportService
 from backend.services.lists import ListService
 from backend.services.notification_settings import NotificationSettingsService
 from backend.services.saved_filters import SavedFilterService
@@ -82,6 +82,11 @@ _LIMIT = ErrorExample.of(
     "import_past_a_limit",
     "The import would take the caller past a limit: nothing written",
     LimitReached("The import adds 101 lists to your 0, past the most there can be (100)"),
+)
+_PENDING = ErrorExample.of(
+    "imports_pending",
+    "The caller has IMPORTS_PENDING_MAX imports queued or running: nothing queued",
+    Conflict(PENDING_MESSAGE),
 )
 _TOO_LARGE = ErrorExample.of(
     "import_too_large", "The file is larger than IMPORT_MAX_BYTES", PayloadTooLarge()
@@ -180,11 +185,10 @@ async def _upload(request: Request, settings: SettingsDep) -> AsyncIterator[Uplo
         if dry not in ("true", "false"):
             raise InvalidRequest.at("body.dry_run", "`true` or `false`")
         zone = _option(form, "time_zone") or None
-        if zone is not None:
-            try:
-                ZoneInfo(zone)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise InvalidRequest.at("body.time_zone", f"Unknown time zone {zone!r}") from None
+        # A zone a task may have (the same set): `ZoneInfo` alone raised OSError (a 500) on a
+        # name past the file system's length, and took `posixrules`, which every task refuses.
+        if zone is not None and zone not in KNOWN_ZONES:
+            raise InvalidRequest.at("body.time_zone", f"Unknown time zone {zone[:100]!r}")
         raw_list = _option(form, "list_id") or None
         if raw_list is not None and not (raw_list.isascii() and raw_list.isdigit()):
             raise InvalidRequest.at("body.list_id", "A list's id: digits")
@@ -229,15 +233,24 @@ def _plan(upload: Upload, zone: str) -> Plan:
     "tasks), nothing written. Else 202: the import is queued and runs off the request; "
     "follow `Location`. A row our rules refuse is skipped with a warning; an import past the "
     "caller's limits is refused whole (422 `LIMIT_REACHED`); the same file again creates "
-    "nothing (`already_imported`). Over `IMPORT_MAX_BYTES`: 413.",
+    "nothing (`already_imported`). Over `IMPORT_MAX_BYTES`: 413. With 3 imports of the "
+    "caller's queued or running: 409, until one ends.",
     responses={
         200: {"model": ImportPreviewEnvelope, "description": "The dry run: nothing written."},
         **ok(202, "Queued; `Location` is the import's path.", "Location"),
         **errors(
             404,
+            409,
             413,
             422,
-            examples=(EXAMPLES["list_not_found"], _TOO_LARGE, _NOT_SOURCE, _LIMIT, VALIDATION),
+            examples=(
+                EXAMPLES["list_not_found"],
+                _PENDING,
+                _TOO_LARGE,
+                _NOT_SOURCE,
+                _LIMIT,
+                VALIDATION,
+            ),
         ),
     },
 )

@@ -5,11 +5,15 @@ module (imported on first use); `detect` is `source=auto`; `read` reads a file a
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Iterator, Mapping
 from types import ModuleType
 
 from backend.transfer.plan import SOURCES, NotThisSource, Plan, Source
 from backend.transfer.sources import zips
+
+logger = logging.getLogger(__name__)
+_UNREADABLE = "The file could not be read as this source"
 
 MODULES: dict[Source, str] = {
     "task-api": "task_api",
@@ -55,7 +59,14 @@ def detect(
         raise NotThisSource("file", "The file is empty")
     with zips.bounded(max_members, max_expanded):
         for source in SOURCES:
-            if READERS[source].looks_like(data, file_name):
+            try:
+                claimed = READERS[source].looks_like(data, file_name)
+            except NotThisSource:
+                claimed = False
+            except Exception as exc:  # a reader's bug on a hostile file: not this source
+                _unexpected(source, exc)
+                claimed = False
+            if claimed:
                 return source
     raise NotThisSource(
         "file",
@@ -78,5 +89,18 @@ def read(
     if not data.strip():
         raise NotThisSource("file", "The file is empty")
     with zips.bounded(max_members, max_expanded):
-        plan: Plan = READERS[source].read(data, file_name, zone)
+        try:
+            plan: Plan = READERS[source].read(data, file_name, zone)
+        except NotThisSource:
+            raise
+        except Exception as exc:
+            # A reader's bug on a hostile file is the file's 422 (the route) or the import's
+            # `failed` (the runner), never a 500 or a runner retrying it as if the database
+            # were away; logged (the exception's type, never the file's text) to be fixed.
+            _unexpected(source, exc)
+            raise NotThisSource("file", _UNREADABLE) from None
     return plan
+
+
+def _unexpected(source: Source, exc: Exception) -> None:
+    logger.error("the %s reader failed on a file: %s", source, type(exc).__name__)

@@ -9,6 +9,7 @@ import io
 from collections.abc import Iterator
 
 from backend.models.task_calendar import KNOWN_ZONES
+from backend.models.task_list import MAX_DEPTH
 from backend.transfer.plan import NotThisSource, Plan, PlannedTask
 
 MAX_FIELD = 1024 * 1024  # one CSV cell, in characters (csv's default is 128 KiB)
@@ -64,7 +65,8 @@ def digest(*parts: str) -> str:
 def arrange(plan: Plan, tasks: list[PlannedTask]) -> None:
     """Put `tasks` into `plan.tasks`, each parent before its subtasks, otherwise in the order
     given: a second task with the same key is skipped, a task whose parent is not in the file,
-    or that is its own ancestor, goes to the top level; each with a warning."""
+    that is its own ancestor, or that is more than `MAX_DEPTH` levels down, goes to the top
+    level; each with a warning. Linear in the tasks, whatever the shape of their tree."""
     by_key: dict[str, PlannedTask] = {}
     for task in tasks:
         if task.key in by_key:
@@ -81,13 +83,17 @@ def arrange(plan: Plan, tasks: list[PlannedTask]) -> None:
                 f"Its parent {task.parent_key!r} is not in the file: imported at the top level",
             )
             task.parent_key = None
-    for task in by_key.values():  # a cycle: the first of its members found goes to the top
-        seen: set[str] = set()
+    # A cycle: the first of its members found goes to the top. Each task is walked up once
+    # (`state`: 1 on the walk in hand, 2 done), so a chain of any length is linear.
+    state: dict[str, int] = {}
+    for task in by_key.values():
+        walked: list[PlannedTask] = []
         at: PlannedTask | None = task
-        while at is not None and at.parent_key is not None and at.key not in seen:
-            seen.add(at.key)
-            at = by_key[at.parent_key]
-        if at is not None and at.parent_key is not None:
+        while at is not None and at.key not in state:
+            state[at.key] = 1
+            walked.append(at)
+            at = by_key[at.parent_key] if at.parent_key is not None else None
+        if at is not None and state[at.key] == 1:
             plan.warn(
                 at.item,
                 "parent_id",
@@ -95,19 +101,32 @@ def arrange(plan: Plan, tasks: list[PlannedTask]) -> None:
                 "It is its own ancestor (its parents form a cycle): imported at the top level",
             )
             at.parent_key = None
+        for one in walked:
+            state[one.key] = 2
     waiting: dict[str, list[PlannedTask]] = {}
-    placed: set[str] = set()
+    placed: dict[str, int] = {}  # key -> its depth (0: top level)
 
-    def place(task: PlannedTask) -> None:
-        stack = [task]
+    def place(task: PlannedTask, depth: int) -> None:
+        stack = [(task, depth)]
         while stack:
-            one = stack.pop()
+            one, below = stack.pop()
+            if below > MAX_DEPTH:  # the tree's rule (ck_tasks_tree): at most 3 ancestors
+                plan.warn(
+                    one.item,
+                    "parent_id",
+                    "too_deep",
+                    f"More than {MAX_DEPTH} levels below a top-level task: imported at the top "
+                    "level",
+                )
+                one.parent_key, below = None, 0
             plan.tasks.append(one)
-            placed.add(one.key)
-            stack.extend(reversed(waiting.pop(one.key, [])))
+            placed[one.key] = below
+            stack.extend((child, below + 1) for child in reversed(waiting.pop(one.key, [])))
 
     for task in by_key.values():
-        if task.parent_key is None or task.parent_key in placed:
-            place(task)
+        if task.parent_key is None:
+            place(task, 0)
+        elif task.parent_key in placed:
+            place(task, placed[task.parent_key] + 1)
         else:
             waiting.setdefault(task.parent_key, []).append(task)

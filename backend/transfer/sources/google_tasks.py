@@ -48,6 +48,8 @@ def read(data: bytes, file_name: str, zone: str) -> Plan:
     except ValueError as error:
         at = f"line {error.lineno}" if hasattr(error, "lineno") else "file"
         raise NotThisSource(at if where == "file" else f"{where}: {at}", "Not valid JSON") from None
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise NotThisSource(where, "JSON nested too deep: not a Google Tasks export") from None
     if not isinstance(document, dict) or document.get("kind") != KIND:
         raise NotThisSource(where, f'Not a Google Tasks export (no "kind": "{KIND}")')
     lists = document.get("items")

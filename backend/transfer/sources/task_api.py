@@ -22,6 +22,7 @@ from backend.transfer.plan import (
     PlannedList,
     PlannedTask,
 )
+from backend.transfer.sources.common import arrange
 from backend.transfer.sources.zips import is_zip, members
 
 FORMAT = "task-api-export"
@@ -50,7 +51,7 @@ def _manifest(files: dict[str, bytes]) -> dict[str, Any] | None:
         return None
     try:
         manifest = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         return None
@@ -72,7 +73,7 @@ def _lines(files: dict[str, bytes], name: str) -> Iterator[tuple[str, dict[str, 
         where = f"{name}:{number}"
         try:
             value = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
             raise NotThisSource(where, "not a JSON object") from None
         if not isinstance(value, dict):
             raise NotThisSource(where, "not a JSON object")
@@ -85,6 +86,16 @@ def _instant(value: Any) -> datetime | None:
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
+        return None
+
+
+def _order(value: Any) -> float | None:
+    """`position` as a sort key: a number (a bool, or an int past a float's range: none)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
         return None
 
 
@@ -114,6 +125,7 @@ def read(data: bytes, file_name: str, zone: str) -> Plan:
         fields = {field: line[field] for field in LIST_FIELDS if field in line}
         plan.lists.append(PlannedList(key=key, name=name, fields=fields, item=where))
     tasks: dict[str, PlannedTask] = {}
+    read_tasks: list[PlannedTask] = []
     for where, line in _lines(files, "tasks.jsonl"):
         key = _key(line.get("id"))
         if key is None:
@@ -121,21 +133,26 @@ def read(data: bytes, file_name: str, zone: str) -> Plan:
             plan.skipped += 1
             continue
         fields = {name: value for name, value in line.items() if name not in _DROPPED}
-        if line.get("assignees"):
-            plan.lose("assignee (a user of the exporting server)", str(line["assignees"][0]))
+        assignees = line.get("assignees")
+        if assignees:
+            first = assignees[0] if isinstance(assignees, list) else assignees
+            plan.lose("assignee (a user of the exporting server)", str(first))
         completed_at = _instant(line.get("completed_at")) if line.get("completed") else None
-        position = line.get("position")
+        position = _order(line.get("position"))
         task = PlannedTask(
             key=key,
             item=where,
             fields=fields,
             list_key=_key(line.get("list_id")),
             parent_key=_key(line.get("parent_id")),
-            order=float(position) if isinstance(position, int | float) else None,
+            order=position,
             completed_at=completed_at,
         )
-        tasks[key] = task
-        plan.tasks.append(task)
+        tasks.setdefault(key, task)  # a second line of the same id: `arrange` skips it
+        read_tasks.append(task)
+    # Parents before their subtasks, a duplicate id skipped, a loop or a chain past the tree's
+    # depth cut, as every reader's: written as read, in time linear in the lines.
+    arrange(plan, read_tasks)
     for where, line in _lines(files, "comments.jsonl"):
         owner = tasks.get(str(line.get("task_id")))
         body = line.get("body")

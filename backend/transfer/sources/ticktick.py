@@ -161,7 +161,10 @@ def _instant(text: str, zone: str) -> datetime | None:
             continue
         if value.tzinfo is None:
             value = value.replace(tzinfo=ZoneInfo(zone))
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # past year 9999 or before year 1 in UTC
+            return None
     return None
 
 
@@ -185,17 +188,22 @@ def _reminders(
         if due is None:
             plan.warn(item, "Reminder", "reminder_without_due", "A reminder with no due date")
             continue
-        if isinstance(due, datetime):
-            before, start = -offset, due
-        else:
-            before = _ANCHOR - offset
-            start = datetime.combine(due, datetime.min.time(), ZoneInfo(zone)).astimezone(UTC)
         reminder: dict[str, Any]
         limit = timedelta(minutes=MINUTES_BEFORE_DUE_MAX)
-        if timedelta(0) <= before <= limit and not before.total_seconds() % 60:
-            reminder = {"minutes_before_due": int(before.total_seconds() // 60)}
-        else:
-            reminder = {"at": start + offset}
+        try:
+            if isinstance(due, datetime):
+                before, start = -offset, due
+            else:
+                before = _ANCHOR - offset
+                start = datetime.combine(due, datetime.min.time(), ZoneInfo(zone))
+                start = start.astimezone(UTC)
+            if timedelta(0) <= before <= limit and not before.total_seconds() % 60:
+                reminder = {"minutes_before_due": int(before.total_seconds() // 60)}
+            else:
+                reminder = {"at": start + offset}
+        except OverflowError:  # an instant past year 9999 or before year 1
+            plan.warn(item, "Reminder", "invalid_reminder", f"Reminder {one!r} not read")
+            continue
         if reminder not in found:
             found.append(reminder)
     if len(found) > REMINDERS_MAX_COUNT:

@@ -7,6 +7,7 @@ it said the same), so the same file read again gives the same keys."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from datetime import UTC, date, datetime
@@ -22,7 +23,6 @@ from backend.transfer.plan import NotThisSource, Plan, PlannedComment, PlannedLi
 from backend.transfer.sources import zips
 from backend.transfer.sources.common import (
     arrange,
-    digest,
     head_text,
     known_zone,
     records,
@@ -154,7 +154,9 @@ class _Rows:
         self.plan, self.tasks, self.columns = plan, tasks, columns
         self.list_key, self.prefix, self.zone, self.now = list_key, prefix, zone, now
         self.section: str | None = None
-        self.above: list[tuple[int, PlannedTask, str]] = []  # (indent, task, content path)
+        # (indent, task, its content path's running hash): a path is never held whole (rows
+        # nested thousands deep would hold each ancestor's content once per descendant).
+        self.above: list[tuple[int, PlannedTask, Any]] = []
         self.last: PlannedTask | None = None
         self.seen: dict[str, int] = {}
         self.order = 0
@@ -211,7 +213,9 @@ class _Rows:
         indent_text = self.cell(row, "INDENT")
         indent = 1
         if indent_text:
-            if indent_text.isdigit() and int(indent_text) >= 1:
+            # ASCII digits, few of them (`int` refuses `²`, and more than 4300 digits).
+            short = indent_text.isascii() and indent_text.isdigit() and len(indent_text) <= 9
+            if short and int(indent_text) >= 1:
                 indent = int(indent_text)
             else:
                 self.plan.warn(
@@ -220,10 +224,11 @@ class _Rows:
         while self.above and self.above[-1][0] >= indent:
             self.above.pop()
         parent = self.above[-1] if self.above else None
-        path = (parent[2] + "\x1e" if parent else "") + content
-        occurrence = self.seen.get(path, 0)
-        self.seen[path] = occurrence + 1
-        key = digest(self.list_key or "", path, str(occurrence))
+        path = _extended(parent[2] if parent else None, self.list_key or "", content)
+        named = path.hexdigest()
+        occurrence = self.seen.get(named, 0)
+        self.seen[named] = occurrence + 1
+        key = _keyed(path, occurrence)
 
         labels = _LABEL.findall(content)
         title = " ".join(_LABEL.sub(" ", content).split())
@@ -308,6 +313,30 @@ class _Rows:
         if recurrence is not None:
             fields["recurrence"] = recurrence
         return None
+
+
+def _extended(parent: Any, list_key: str, content: str) -> Any:
+    """The running hash of a content path (its ancestors' contents and its own, joined by
+    `\x1e`) as `digest(list_key, path, ...)` hashes it, from the parent's in time linear in
+    `content` (`digest`'s escaping of `\x1f` is per character, so it extends)."""
+    if parent is None:
+        path = hashlib.sha256(_escaped(list_key).encode() + b"\x1f")
+    else:
+        path = parent.copy()
+        path.update(b"\x1e")
+    path.update(_escaped(content).encode())
+    return path
+
+
+def _keyed(path: Any, occurrence: int) -> str:
+    """`digest(list_key, path, str(occurrence))` from the path's running hash."""
+    whole = path.copy()
+    whole.update(b"\x1f" + _escaped(str(occurrence)).encode())
+    return str(whole.hexdigest()[:32])
+
+
+def _escaped(part: str) -> str:
+    return part.replace("\x1f", "\x1f\x1f")
 
 
 def _reading(phrase: str, zone: str, now: datetime) -> tuple[date | datetime, str | None] | None:
