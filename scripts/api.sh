@@ -70,6 +70,8 @@
 # route: POST   /api/tasks/{task_id}/attachments upload ID FILE
 # route: GET    /api/tasks/{task_id}/attachments/{attachment_id}/download download ID ID OUT
 # route: GET    /api/attachments/limits         attachment-limits
+# route: GET    /api/export                     export OUT
+# route: POST   /api/imports                    import FILE [SOURCE] [true|false]
 # route: GET    /api/lists                      lists
 # route: POST   /api/lists                      create-list NAME|JSON
 # route: GET    /api/lists/{list_id}            get-list ID
@@ -187,8 +189,11 @@ request() {
   if [[ -n "${IF_NONE_MATCH:-}" ]]; then
     args+=(-H "If-None-Match: $IF_NONE_MATCH")
   fi
-  if [[ "${1:-}" == --file ]]; then  # a multipart upload: one part `file`
+  if [[ "${1:-}" == --file ]]; then  # a multipart upload: a part `file`, then form fields
     args+=(-F "file=@$2")
+    for field in "${@:3}"; do
+      args+=(-F "$field")
+    done
   elif [[ "${1:-}" == --save ]]; then  # the body to a file, following a redirect (S3)
     body_file=$2
     args[2]=$body_file
@@ -253,6 +258,14 @@ case "$command" in
     request GET "/api/tasks/$1/attachments/$2/download" --save "$3"
     ;;
   attachment-limits) request GET /api/attachments/limits ;;
+  export)
+    need 1 "$@"
+    request GET /api/export --save "$1"
+    ;;
+  import)  # FILE [SOURCE: auto] [DRY_RUN: false]
+    need 1 "$@"
+    request POST /api/imports --file "$1" "source=${2:-auto}" "dry_run=${3:-false}"
+    ;;
   register)
     need 2 "$@"
     body="{\"email\": $(json_string "$1"), \"password\": $(json_string "$2")"

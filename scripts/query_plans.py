@@ -357,9 +357,11 @@ def _literal(statement: Any) -> str:
 # INSERT (no read).
 EVENT_STATEMENTS: dict[str, Callable[[], str]] = {
     "the worker leases a batch": lambda: _literal(
-        _sent(lambda c: outbox.lease(c, 100, 60, ["dapr", "hook"]))
+        _sent(lambda c: outbox.lease(c, 100, 60, ["dapr", "hook"], 10))
     ),
-    "a batch delivered": lambda: _literal(_sent(lambda c: outbox.delivered(c, [(5, 1), (6, 2)]))),
+    "a batch delivered": lambda: _literal(
+        _sent(lambda c: outbox.delivered(c, [(5, 1, ["dapr"]), (6, 2, ["dapr", "hook"])]))
+    ),
     "a failed attempt": lambda: _literal(
         _sent(
             lambda c: outbox.failed(

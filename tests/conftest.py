@@ -30,6 +30,9 @@ os.environ.pop("DATABASE_URL", None)
 os.environ.pop("BETTER_AUTH_SECRET", None)
 # Rate limits are on, as in production; a test that needs them off says so.
 os.environ["RATE_LIMIT_ENABLED"] = "true"
+# No app runs imports on a thread of its own (development's default): it would write another
+# test's queued import while this one counts round trips or rules. Tests run runners themselves.
+os.environ["IMPORT_RUNNER_IN_API"] = "false"
 
 from fastapi import FastAPI  # noqa: E402
 from fastapi.routing import APIRoute  # noqa: E402

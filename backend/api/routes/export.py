@@ -64,5 +64,5 @@ def export_account(
     return StreamingResponse(
         body,
         media_type=MEDIA_TYPE,
-        headers={"Content-Disposition": disposition, "Cache-Control": "private, no-store"},
+        headers={"Content-Disposition": disposition},  # `no-store`: the edge's, as every answer
     )
