@@ -205,7 +205,19 @@ def _new_owner_name_taken(client: TestClient, alice: Account) -> httpx.Response:
     return client.post(path, json={"user_id": heir.id}, headers=alice.headers)
 
 
+def _imports_pending(client: TestClient, alice: Account) -> httpx.Response:
+    """One import more than a user may have queued (no runner runs them here)."""
+    from backend.models.imports import IMPORTS_PENDING_MAX
+    from tests.resources import sample_import
+
+    for _ in range(IMPORTS_PENDING_MAX):
+        queued = client.post("/api/imports", **sample_import(), headers=alice.headers)
+        assert queued.status_code == 202, queued.text
+    return client.post("/api/imports", **sample_import(), headers=alice.headers)
+
+
 PROVOKE: dict[str, Callable[[TestClient, Account], httpx.Response]] = {
+    "imports_pending": _imports_pending,
     "email_unconfirmed": _email_unconfirmed,
     "notification_link_not_found": _link_not_found,
     "only_owner_admins": _only_owner_admins,
