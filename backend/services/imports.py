@@ -208,6 +208,7 @@ _RECORD_MANY = (
         ),
     )
     .on_conflict_do_nothing(constraint="uq_import_items_user_id_source_key")
+    .returning(_K.id)
 )
 _FORGET = owned(delete(ImportItem), _K.user_id).where(_K.import_id == _IMPORT_ID)
 
@@ -305,19 +306,22 @@ class ImportService(Scoped):
 
     def record_many(
         self, import_id: int, source: str, items: Sequence[tuple[str, str, int, bool]]
-    ) -> None:
-        """`record` of many (key, kind, row id, root) in one statement."""
+    ) -> int:
+        """`record` of many (key, kind, row id, root) in one statement; how many it keyed (fewer:
+        another import keyed the rest first)."""
         if not items:
-            return
+            return 0
         keys, kinds, row_ids, roots = (list(column) for column in zip(*items, strict=True))
-        self._write(
-            _RECORD_MANY,
-            import_id=import_id,
-            source=source,
-            keys=keys,
-            kinds=kinds,
-            row_ids=row_ids,
-            roots=roots,
+        return len(
+            self._write(
+                _RECORD_MANY,
+                import_id=import_id,
+                source=source,
+                keys=keys,
+                kinds=kinds,
+                row_ids=row_ids,
+                roots=roots,
+            )
         )
 
     def created(self, import_id: int, kind: str) -> list[Any]:

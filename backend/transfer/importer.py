@@ -440,6 +440,12 @@ def _owned(row: Any, lists: ListService) -> bool:
     return owner is None or owner == lists.user_id
 
 
+class KeysTaken(Exception):
+    """Another import of the same items keyed some of this chunk's first (the two analysed
+    before either wrote): the chunk rolls back, and the run, analysed again, counts them as
+    `already_imported` (the key's constraint, not a check before the write, decides)."""
+
+
 @dataclass
 class Written:
     """What a chunk wrote: the tasks' ids by key (for their subtasks in later chunks)."""
@@ -507,7 +513,8 @@ def write_chunk(
             for attachment in ready.planned.attachments:
                 made = store(work, task_id, attachment)
                 items.append((item_key(ATTACHMENT, attachment.key), ATTACHMENT, made, False))
-    imports.record_many(import_id, source, items)
+    if imports.record_many(import_id, source, items) < len(items):
+        raise KeysTaken()
 
 
 def store_attachment(settings: Any) -> Any:

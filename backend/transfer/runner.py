@@ -36,6 +36,7 @@ from backend.transfer.importer import (
     LIST,
     TASK,
     Analysis,
+    KeysTaken,
     Written,
     analyse,
     standing_of,
@@ -164,6 +165,8 @@ class ImportRunner:
             self._write(import_id, claims, analysis, written, len(plan.tasks))
         except (LeaseLost, Transient):
             raise
+        except KeysTaken:
+            raise Transient("another import keyed some of its items first") from None
         except (ServiceUnavailable, RateLimited) as exc:
             raise Transient(exc.message) from None
         except Exception as exc:

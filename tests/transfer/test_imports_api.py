@@ -240,6 +240,32 @@ def test_killed_import_resumes_with_nothing_duplicated(
     assert done["counts"]["already_imported"] == 0
 
 
+def test_two_imports_of_one_file_at_once_create_each_task_once(
+    client: TestClient, alice: Account, db_engine: Engine, settings: Settings
+) -> None:
+    """Both analysed before either wrote: the second to key a chunk's items rolls it back and,
+    analysed again, counts them as already imported (the key's constraint decides)."""
+    small = settings.model_copy(update={"import_chunk_tasks": 2})
+    data = export_zip(tasks=[task(4000 + n, f"Once {n}", position=n) for n in range(4)])
+    first = _post(client, alice, data).json()["data"]["id"]
+    second = _post(client, alice, data).json()["data"]["id"]
+
+    def meanwhile(number: int) -> None:
+        if number == 0:  # the first's first chunk committed, its second not yet written
+            done = ImportRunner(db_engine, small).run_once(only=second)
+            assert done is not None and done.state == "done"
+
+    outcome = ImportRunner(db_engine, small, after_chunk=meanwhile).run_once(only=first)
+    assert outcome is not None and outcome.state == "left"
+    with db_engine.begin() as conn:  # its lease runs out; it runs again
+        conn.execute(text("UPDATE imports SET lease_until = now() - interval '1 second'"))
+    outcome = ImportRunner(db_engine, small).run_once(only=first)
+    assert outcome is not None and outcome.state == "done"
+    assert sorted(t["title"] for t in _tasks(client, alice)) == [f"Once {n}" for n in range(4)]
+    again = client.get(f"/api/imports/{first}", headers=alice.headers).json()["data"]
+    assert again["state"] == "done" and again["counts"]["already_imported"] == 2  # the second's
+
+
 def test_a_new_runner_takes_a_queued_import(
     client: TestClient, alice: Account, db_engine: Engine, settings: Settings
 ) -> None:
