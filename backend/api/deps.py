@@ -28,9 +28,9 @@ from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.errors import NotFound
 from backend.models.calendar_feed import TOKEN_PATTERN
-from backend.services.calendar_feeds import FEED_NOT_FOUND
+from backend.services.calendar.calendar_feeds import FEED_NOT_FOUND
 from backend.services.rate_limits import RouteLimit
-from backend.services.registry import UnitOfWork
+from backend.services.unit_of_work import UnitOfWork
 
 TOKEN_URL = "/api/auth/token"  # noqa: S105 (a path, not a secret)
 FEED_TOKEN = re.compile(TOKEN_PATTERN)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.dav.vtodo import ParsedTodo, render
-from backend.services.dav_tags import written_tag
+from backend.services.calendar.dav_tags import written_tag
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from backend.dav.xml import (
 from backend.errors import InvalidRequest
 from backend.models.task_calendar import MAPPING, is_day
 from backend.recurrence import Schedule, day_end
-from backend.services.registry import UnitOfWork
+from backend.services.unit_of_work import UnitOfWork
 
 CALENDAR_DATA = clark(CALDAV, "calendar-data")
 GETETAG = clark(DAV, "getetag")

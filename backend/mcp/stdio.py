@@ -23,7 +23,7 @@ from backend.config import Settings
 from backend.mcp.caller import Caller
 from backend.mcp.server import build_server
 from backend.models.common import storable_text
-from backend.services.registry import UnitOfWork
+from backend.services.unit_of_work import UnitOfWork
 
 CLIENT = "stdio"  # what the rate limiter and the logs see as the client address
 
