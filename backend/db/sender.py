@@ -183,11 +183,13 @@ class Sender:
         (no `BEGIN` sent) with nothing held for after it."""
         return self.stage is Stage.WRITE and not self.began and not self.held
 
-    def read(self, statement: Any, values: Mapping[str, Any]) -> Rows:
-        """Send a statement that only reads (a write sent here is a programming error)."""
+    def read(self, statement: Any, values: Mapping[str, Any], *, last: bool = False) -> Rows:
+        """Send a statement that only reads (a write sent here is a programming error); `last`,
+        as `write`'s: it commits the request (a write's entry) in its message where it may."""
         if getattr(statement, "is_dml", False):
             raise RuntimeError("a write sent as a read")
-        return self._send(statement, values, finish=False)
+        finish = last and self.stage is Stage.WRITE and not self.began and not self.held
+        return self._send(statement, values, finish=finish)
 
     def write(
         self,

@@ -80,11 +80,7 @@ class DavObjectService(TaskSending):
         the write then names the version it read); not `commit`, it opens the write's
         transaction (the entry's change lock held until its COMMIT)."""
         statement, values = _looking(sought)
-        if commit and self._send.can_finish:
-            rows = self._write(statement, last=True, **values)
-        else:
-            rows = self._read(statement, **values)
-        return _seen(sought.list_id, rows)
+        return _seen(sought.list_id, self._read(statement, last=commit, **values))
 
     def looked(self, list_id: int | None, refused: Taken | None) -> Looked | None:
         """What the message a `name_plain` or a `claim` `refused` read under its change locks
@@ -139,8 +135,7 @@ class DavObjectService(TaskSending):
     def begin_write(self) -> None:
         """The write after `lookup`: a further transaction of the request where the lookup
         committed the first (its entry uncounted)."""
-        if self._can_begin_again():
-            self._begin_again()
+        self._next_transaction()
 
     def keep_ahead(self, task_id: int, version: int, uid: str, name: str, body: str) -> None:
         """Keep `body` as the task's object in the message of the task's write, ahead of it,
