@@ -33,6 +33,7 @@ from backend.services.rate_limits import (
     write_count,
 )
 from backend.services.statements.tokens import token_hash
+from backend.services.tasks.undo import UndoService
 
 # The caller's entry (migrations 0014, 0020), and what its account refusals say.
 _ENTER = (
@@ -356,4 +357,5 @@ _BUILT: dict[type[Any], Callable[[UnitOfWork], Any]] = {
     ),
     UserService: lambda work: UserService(work.send),
     RateLimiter: UnitOfWork._limiter,
+    UndoService: lambda work: UndoService(work.send, work.caller_id, work.service),
 }
