@@ -203,8 +203,7 @@ class DavWork(UnitOfWork):
             super()._settle(outcome)
             return
         super()._settle(replace(outcome, refused=None, reason=None))
-        what, *read = (outcome.reason or "name").split("\n")  # `dav_statements.LOOKED`
-        raise Taken(what, tuple(read))
+        raise Taken(outcome.reason or "name", tuple(outcome.read or ()))  # `dav_statements.LOOKED`
 
 
 def _entering(

@@ -15,7 +15,7 @@ import re
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any
 
@@ -79,7 +79,8 @@ class Outcome:
     """What the server told the request (`task_api_outcome`): the write count (hits, seconds
     to the window's reset), a refusal (`TA429`, `TA401` + gone/revoked, `TA208` a replay with
     the recorded answer, `TA422`), the route's own count (`Sender.count`, migration 0035),
-    all None when nothing was said."""
+    rows a refused message read for what the request does next (`read`, migration 0110), all
+    None when nothing was said."""
 
     hits: int | None = None
     reset: int | None = None
@@ -88,12 +89,11 @@ class Outcome:
     replay: dict[str, Any] | None = None
     route_hits: int | None = None
     route_reset: int | None = None
+    read: list[Any] | None = None
 
 
-_OUTCOME = tuple(
-    f"task_api_{name}"
-    for name in ("hits", "reset", "refused", "reason", "replay", "route_hits", "route_reset")
-)
+# The outcome's columns, in `task_api_outcome`'s order (`Outcome`'s).
+_OUTCOME = tuple(f"task_api_{field.name}" for field in fields(Outcome))
 # The statement wrapped to answer with the outcome and its rows; a row of the statement is
 # told from the outcome's lone row (no rows) by `task_api_row`.
 _WITH_OUTCOME = (

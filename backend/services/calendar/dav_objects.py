@@ -16,7 +16,6 @@ version its write names (`keep_ahead`), and no two writers of one object wait fo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -87,7 +86,7 @@ class DavObjectService(TaskSending):
         (its reason's further lines: `dav_statements.LOOKED`): `lookup`'s answer, as `lookup`
         gives it, and with `every`, `all`'s rows (each row as the driver types it:
         `decoded`); None: nothing read."""
-        read = [json.loads(part) for part in (refused.read if refused else ())]
+        read = refused.read if refused else ()
         if not read:
             return None
         columns = (LOOKUP_NO_LIST if list_id is None else LOOKUP).selected_columns
