@@ -98,7 +98,7 @@ _OUTCOME = tuple(f"task_api_{field.name}" for field in fields(Outcome))
 # told from the outcome's lone row (no rows) by `task_api_row`.
 _WITH_OUTCOME = (
     "WITH {ctes} SELECT o.*, r.* FROM task_api_outcome() AS o "
-    "LEFT JOIN (SELECT true AS task_api_row, * FROM r) AS r ON true"
+    "LEFT JOIN (SELECT true AS task_api_row, *{beside} FROM r) AS r ON true"
 )
 _OUTCOME_ONLY = "SELECT * FROM task_api_outcome()"
 _IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
@@ -163,6 +163,8 @@ class Sender:
         self._at_commit: list[tuple[str, dict[str, Any]]] = []
         # The route adds to the transaction after its write: no statement may end it.
         self.held = False
+        # A column over the next write's rows (`beside`): its SQL and values.
+        self._beside: tuple[str, dict[str, Any]] | None = None
         # A further transaction began after one committed the request's count.
         self.resumed = False
         # The message that carried the entry (and the counts riding with it) committed: a
@@ -211,7 +213,16 @@ class Sender:
         finish = (
             last and self.stage is Stage.WRITE and not self.began and not self.held
         )  # can_finish
-        return self._send(statement, values, finish=finish, around=around)
+        beside = None
+        if self._beside is not None and (around or getattr(statement, "is_dml", False)):
+            beside, self._beside = self._beside, None
+        return self._send(statement, values, finish=finish, around=around, beside=beside)
+
+    def beside(self, statement: Any, values: Mapping[str, Any], name: str) -> None:
+        """Answer `statement` (a scalar SELECT over a row `r` of the write) as the column `name`
+        of each row the next write returns, in its message (a column the caller reads)."""
+        sql, params = render(self.conn, statement, values, "b_")
+        self._beside = (f", ({sql}) AS {name}", params)
 
     def steps(self, texts: list[str], *, last: bool) -> Any:
         """`task_api_steps` over `texts` (a bulk request's statements), as `write` sends it:
@@ -309,8 +320,11 @@ class Sender:
         *,
         finish: bool,
         around: tuple[str, dict[str, Any], Mapping[str, Any]] | None = None,
+        beside: tuple[str, dict[str, Any]] | None = None,
     ) -> Rows:
         compiled, params = _compiled(self.conn.dialect, statement, values)
+        if beside is not None:
+            params.update(beside[1])
         sql, ctes = compiled.sql, compiled.ctes
         if around is not None:
             template, parts, part_values = around
@@ -343,7 +357,8 @@ class Sender:
             head += f"SELECT task_api_in_time({deadline:.6f}); "
         answered = entry is not None or bool(self._ahead) or finish or around is not None
         self._ahead = []
-        message = head + (_WITH_OUTCOME.format(ctes=ctes) if answered else sql)
+        extra = "" if beside is None else beside[0]
+        message = head + (_WITH_OUTCOME.format(ctes=ctes, beside=extra) if answered else sql)
         if not params:  # psycopg2 reads `%%` as `%` only when given parameters
             message = message.replace("%%", "%")
         result = self.conn.exec_driver_sql(message, params)

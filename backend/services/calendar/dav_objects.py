@@ -51,6 +51,7 @@ from backend.services.calendar.dav_statements import (
     update_at_version,
     update_named,
 )
+from backend.services.calendar.dav_tags import WRITTEN_TAG
 from backend.services.history.changes import HOLD
 from backend.services.statements.rules import Rule, fires
 from backend.services.tasks.task_bulk import LOCK_TASKS
@@ -245,6 +246,11 @@ class DavObjectService(TaskSending):
         committing the request; the title it had (None: nothing deleted)."""
         rows = self._write(DELETE_NAMED, last=True)
         return str(rows[0].title) if rows else None
+
+    def tag_written(self, body: str) -> None:
+        """The next write's rows answer, as `dav_tag`, the tag of `body` kept fresh on each
+        (`dav_tags.WRITTEN_TAG`: the database's, in the write's message)."""
+        self._send.beside(WRITTEN_TAG, {"dav_body": body}, "dav_tag")
 
     def can_finish(self) -> bool:
         """Whether the next write commits the request in its own message (no transaction of
