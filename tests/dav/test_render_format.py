@@ -18,7 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from backend.dav.vtodo import parse, render
+from backend.ical.vtodo import parse, render
 from backend.models import Priority
 from backend.services.calendar import calendar_ics
 from backend.services.calendar.dav_tags import RENDER_FORMAT
@@ -142,7 +142,7 @@ def test_rendered_objects_are_the_render_formats() -> None:
     _held("RENDER_FORMAT", RENDER_FORMAT, RENDERED, _rendered())
 
 
-def test_a_written_tag_is_the_render_formats() -> None:
+def test_a_written_object_is_the_render_formats() -> None:
     _held("RENDER_FORMAT", RENDER_FORMAT, WRITTEN, _written())
 
 
