@@ -196,10 +196,6 @@ def _changed(no_list: bool) -> Any:
 
 CHANGED = {key: _changed(key) for key in (False, True)}
 
-_chosen = select(_T.user_id, _T.id, _T.list_id, _UID, _NAME, _BODY).where(
-    _T.id == _TASK, may(_TASKS, Action.TASK_WRITE)
-)
-
 
 def _insert_keep(chosen: Any) -> Any:
     """The kept object's upsert from `chosen` (its owner, task, list, UID, name, body)."""
@@ -218,7 +214,13 @@ def _insert_keep(chosen: Any) -> Any:
     )
 
 
-KEEP = _insert_keep(_chosen)
+def _keep_task(task: Any, *also: Any) -> Any:
+    """`_insert_keep` for the task the caller may write that `task` (and `also`) names."""
+    writable = (task, may(_TASKS, Action.TASK_WRITE), *also)
+    return _insert_keep(select(_T.user_id, _T.id, _T.list_id, _UID, _NAME, _BODY).where(*writable))
+
+
+KEEP = _keep_task(_T.id == _TASK)
 _UNSERVE = {
     within: update(_OBJECTS)
     .where(_OBJECTS.c.task_id == _TASK, may(_OBJECTS, Action.TASK_WRITE))
@@ -231,12 +233,8 @@ _AT_VERSION = exists(
 UNSERVE_AT_VERSION = {
     within: statement.where(_AT_VERSION) for within, statement in _UNSERVE.items()
 }
-KEEP_AT_VERSION = _insert_keep(_chosen.where(_T.version == _VERSION))
-KEEP_NAMED = _insert_keep(
-    select(_T.user_id, _T.id, _T.list_id, _UID, _NAME, _BODY).where(
-        _T.id == NAMED_TASK, may(_TASKS, Action.TASK_WRITE)
-    )
-)
+KEEP_AT_VERSION = _keep_task(_T.id == _TASK, _T.version == _VERSION)
+KEEP_NAMED = _keep_task(_T.id == NAMED_TASK)
 
 _LISTS = TaskList.__table__  # type: ignore[attr-defined]
 _the_list = (
@@ -288,11 +286,7 @@ _NEXT = (
 KEEP_SUCCEEDED = _insert_keep(
     select(_space(_NEXT), _NEXT.c.id, _NEXT.c.list_id, _UID, _NAME, _BODY).select_from(_NEXT)
 )
-KEEP_SUCCEEDING = _insert_keep(
-    select(_T.user_id, _T.id, _T.list_id, _UID, _NAME, _BODY).where(
-        _T.previous_task_id == _TASK, may(_TASKS, Action.TASK_WRITE)
-    )
-)
+KEEP_SUCCEEDING = _keep_task(_T.previous_task_id == _TASK)
 
 
 def _lookup(no_list: bool) -> Any:
@@ -309,67 +303,59 @@ def _lookup(no_list: bool) -> Any:
     ).order_by(columns.kept_id.desc().nulls_last())
 
 
-def _claim(no_list: bool) -> Any:
-    """`claim`'s refusal: `TA412`, the reason "name" or "uid", when a served object of the
-    collection holds either."""
-    held = _OBJECTS.alias("held")
-
-    def holds(value: Any) -> Any:
-        return exists(
-            select(held.c.id).where(
-                held.c.served,
-                _in(held, None if no_list else 0),
-                may(held, Action.LIST_READ),
-                value,
-            )
-        )
-
-    name, uid = holds(held.c.name == _NAME), holds(held.c.uid == _UID)
-    reason = case((name, "name"), else_="uid")
-    return select(
-        func.task_api_refuse("TA412"), func.set_config("task_api.reason", reason, True)
-    ).where(or_(name, uid))
+def _refusal(reason: Any) -> Any:
+    """`TA412` with `reason` (`task_api.reason`), where the caller adds when."""
+    return select(func.task_api_refuse("TA412"), func.set_config("task_api.reason", reason, True))
 
 
-def _name_held(no_list: bool) -> Any:
-    """Whether a served object of the collection the caller may read holds the name."""
+def _held(no_list: bool, key: str, value: Any) -> Any:
+    """Whether a served object of the collection the caller may read has `key` = `value`."""
     held = _OBJECTS.alias("held")
     return exists(
         select(held.c.id).where(
             held.c.served,
             _in(held, None if no_list else 0),
             may(held, Action.LIST_READ),
-            held.c.name == _NAME,
+            held.c[key] == value,
         )
     )
 
 
+def _claim(no_list: bool) -> Any:
+    """`claim`'s refusal: `TA412`, the reason "name" or "uid", when a served object of the
+    collection holds either."""
+    name, uid = _held(no_list, "name", _NAME), _held(no_list, "uid", _UID)
+    return _refusal(case((name, "name"), else_="uid")).where(or_(name, uid))
+
+
 def _served_writable(no_list: bool) -> tuple[Any, Any, Any, Any]:
-    """The listing's columns, whether a row's object is a kept one or its task's derived
-    one, and the task the caller may write served under the name."""
+    """The listing's columns, whether a row's object is its task's derived one, whether it
+    holds the UID sent, and the task the caller may write served under the name."""
     listing = _listing(None if no_list else 0)
     columns = listing.selected_columns
     unserved = func.coalesce(columns.shadowed, True)  # no kept object, or one not served
     kept, derived = unserved.is_(False), unserved.is_(True)  # derived: the task's name and UID
-    name_held = _name_held(no_list)
+    name_held = _held(no_list, "name", _NAME)
     named = or_(
         and_(kept, columns.kept_name == _NAME), and_(derived, _T.id == _TASK, not_(name_held))
     )
     found = listing.where(named, may(_TASKS, Action.TASK_WRITE))
-    return columns, kept, derived, found
+    holds_uid = or_(and_(kept, columns.kept_uid == _UID), and_(derived, _T.id == _UID_TASK))
+    return columns, derived, holds_uid, found
+
+
+def _naming(target: Any, reason: Any) -> Any:
+    """The task `target` (a scalar subquery) set as `task_api.task`, else `TA412` with
+    `reason`."""
+    setting = func.set_config("task_api.task", func.coalesce(cast(target, Text), ""), True)
+    named = select(setting.label("task")).subquery("named")
+    return _refusal(reason).select_from(named).where(named.c.task == "")
 
 
 def _name_task(no_list: bool) -> Any:
     """`name_task`'s statement: the served task's id set, else `TA412` with "look"."""
-    _, _, _, found = _served_writable(no_list)
-    target = found.with_only_columns(_T.id).limit(1).scalar_subquery()
-    setting = func.set_config("task_api.task", func.coalesce(cast(target, Text), ""), True)
-    named = select(setting.label("task")).subquery("named")
-    return (
-        select(func.task_api_refuse("TA412"), func.set_config("task_api.reason", "look", True))
-        .select_from(named)
-        .where(named.c.task == "")
-    )
+    found = _served_writable(no_list)[3]
+    return _naming(found.with_only_columns(_T.id).limit(1).scalar_subquery(), "look")
 
 
 def _name_plain(no_list: bool) -> Any:
@@ -378,37 +364,25 @@ def _name_plain(no_list: bool) -> Any:
     its zone) or "look". A task with a parent is as assumed where the client's last object
     names none (no `RELATED-TO` in it, or no object of a client's): a body naming no parent
     then moves nothing (`object_writes._reparented`)."""
-    columns, kept, derived, found = _served_writable(no_list)
-    holds_uid = or_(and_(kept, columns.kept_uid == _UID), and_(derived, _T.id == _UID_TASK))
+    columns, derived, holds_uid, found = _served_writable(no_list)
     stays = or_(_T.parent_id.is_(None), derived, func.strpos(columns.kept_body, "RELATED-TO") == 0)
     plain = found.where(holds_uid, _T.recurrence.is_(None), stays)
     target = plain.where(_T.time_zone == _ZONE).with_only_columns(_T.id).limit(1)
-    setting = func.set_config(
-        "task_api.task", func.coalesce(cast(target.scalar_subquery(), Text), ""), True
-    )
-    named = select(setting.label("task")).subquery("named")
-    free = and_(_TASK == 0, not_(_name_held(no_list)))
+    free = and_(_TASK == 0, not_(_held(no_list, "name", _NAME)))
     other_zone = plain.with_only_columns(_T.time_zone).limit(1).scalar_subquery()
     reason = case(
         (free, "free"), (other_zone.is_not(None), func.concat("zone:", other_zone)), else_="look"
     )
-    return (
-        select(func.task_api_refuse("TA412"), func.set_config("task_api.reason", reason, True))
-        .select_from(named)
-        .where(named.c.task == "")
-    )
+    return _naming(target.scalar_subquery(), reason)
 
 
 def _vouch(no_list: bool, uid: bool) -> Any:
     """`vouch`'s refusal: `TA412` unless the object served under the name has the tag and
     the UID; the reason "tag" or "look"."""
-    columns, kept, derived, found = _served_writable(no_list)
-    holds_uid = or_(and_(kept, columns.kept_uid == _UID), and_(derived, _T.id == _UID_TASK))
+    columns, _, holds_uid, found = _served_writable(no_list)
     current = exists(found.where(columns.tag == _TAG, *([holds_uid] if uid else [])))
     reason = case((exists(found.where(columns.tag != _TAG)), "tag"), else_="look")
-    return select(
-        func.task_api_refuse("TA412"), func.set_config("task_api.reason", reason, True)
-    ).where(not_(current))
+    return _refusal(reason).where(not_(current))
 
 
 NAME_TASK = {key: _name_task(key) for key in (False, True)}
