@@ -88,19 +88,16 @@ def _rows(order: str) -> Any:
 def _position() -> Any:
     """Where the item `:item` of the caller's thread `:thread` stands: (stored at, position)."""
     conversation = _conversation_id()
-    of_message = owned(
-        select(_M.created_at, _M.id).where(
-            _M.public_id == _ITEM, _M.conversation_id == conversation
-        ),
-        _M.user_id,
+    of_each = (
+        owned(
+            select(c.created_at, c.id).where(
+                c.public_id == _ITEM, c.conversation_id == conversation
+            ),
+            c.user_id,
+        )
+        for c in (_M, _I)  # a message's, an item's
     )
-    of_item = owned(
-        select(_I.created_at, _I.id).where(
-            _I.public_id == _ITEM, _I.conversation_id == conversation
-        ),
-        _I.user_id,
-    )
-    return union_all(of_message, of_item).scalar_subquery()
+    return union_all(*of_each).scalar_subquery()
 
 
 def _page(order: str, after: bool) -> Any:

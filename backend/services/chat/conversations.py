@@ -90,30 +90,19 @@ _PROVISIONAL = insert(Message).values(
     heartbeat_at=func.now(),
 )
 # The same for a turn stored before turns kept a record from the start: once.
+_ONCE = {
+    "user_id": bindparam(OWNER),
+    "conversation_id": _CID,
+    "role": literal("assistant"),
+    "content": literal(""),
+    "tool_calls": func.jsonb_build_array(),
+    "reply_to": _MID,
+    "error_code": literal(UNFINISHED),
+    "heartbeat_at": func.now(),
+}
 _PROVISIONAL_ONCE = (
     pg_insert(Message)
-    .from_select(
-        [
-            "user_id",
-            "conversation_id",
-            "role",
-            "content",
-            "tool_calls",
-            "reply_to",
-            "error_code",
-            "heartbeat_at",
-        ],
-        select(
-            bindparam(OWNER),
-            _CID,
-            literal("assistant"),
-            literal(""),
-            func.jsonb_build_array(),
-            _MID,
-            literal(UNFINISHED),
-            func.now(),
-        ),
-    )
+    .from_select(list(_ONCE), select(*_ONCE.values()))
     .on_conflict_do_nothing()
     .returning(_M.created_at)
 )
