@@ -10,26 +10,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
-
-
-class BacklogCounts(Protocol):
-    """What the metrics read of the queues' backlog (`outbox.Backlog`, which imports this
-    module: not imported here, so the two are no cycle)."""
-
-    @property
-    def pending(self) -> int: ...
-    @property
-    def lag_seconds(self) -> float: ...
-    @property
-    def dead(self) -> int: ...
-    @property
-    def deliveries_pending(self) -> int: ...
-    @property
-    def deliveries_dead(self) -> int: ...
 
 
 @dataclass
@@ -92,13 +76,6 @@ class WorkerMetrics:
             buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300, 1800),
             registry=r,
         )
-
-    def observe_backlog(self, backlog: BacklogCounts) -> None:
-        self.pending.set(backlog.pending)
-        self.oldest_pending.set(backlog.lag_seconds)
-        self.dead.set(backlog.dead)
-        self.deliveries_pending.set(backlog.deliveries_pending)
-        self.deliveries_dead.set(backlog.deliveries_dead)
 
 
 @dataclass

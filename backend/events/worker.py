@@ -199,7 +199,12 @@ class Worker:
             lane.pump()
         with self._engine.connect() as conn:
             backlog = outbox.backlog(conn)
-        self.metrics.observe_backlog(backlog)
+        metrics = self.metrics
+        metrics.pending.set(backlog.pending)
+        metrics.oldest_pending.set(backlog.lag_seconds)
+        metrics.dead.set(backlog.dead)
+        metrics.deliveries_pending.set(backlog.deliveries_pending)
+        metrics.deliveries_dead.set(backlog.deliveries_dead)
         self.readiness.lag_seconds = backlog.lag_seconds
         if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
             self._pruned_at = time.monotonic()
