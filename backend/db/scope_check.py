@@ -182,36 +182,21 @@ _LEVELS = (ast.SelectStmt, ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt)
 
 def _walk(node: Any, owner_change: bool) -> str | None:
     """The first problem at any query level under `node`."""
-    if isinstance(node, _LEVELS):
-        found = _level_problem(node, owner_change)
-        if found is not None:
-            return found
-    if (
-        isinstance(node, ast.FuncCall)
-        and getattr((node.funcname or [None])[-1], "sval", None) == _STEPS_FUNCTION
-    ):
-        arguments = [_uncast(argument) for argument in node.args or ()]
-        if len(arguments) != 1 or not isinstance(arguments[0], ast.ParamRef):
-            return f"{_STEPS_FUNCTION} with steps that are not bound (Scoped._steps renders them)"
-    for child in _children(node):
-        found = _walk(child, owner_change)
-        if found is not None:
-            return found
+    for each in _nodes(node):
+        if isinstance(each, _LEVELS):
+            found = _level_problem(each, owner_change)
+            if found is not None:
+                return found
+        if (
+            isinstance(each, ast.FuncCall)
+            and getattr((each.funcname or [None])[-1], "sval", None) == _STEPS_FUNCTION
+        ):
+            arguments = [_uncast(argument) for argument in each.args or ()]
+            if len(arguments) != 1 or not isinstance(arguments[0], ast.ParamRef):
+                return (
+                    f"{_STEPS_FUNCTION} with steps that are not bound (Scoped._steps renders them)"
+                )
     return None
-
-
-def _children(node: Any) -> Iterator[ast.Node]:
-    """Every node directly below `node` (a node, or a tuple of them)."""
-    if isinstance(node, tuple | list):
-        for item in node:
-            yield from _children(item)
-    elif isinstance(node, ast.Node):
-        for name in getattr(node, "__slots__", ()):
-            value = getattr(node, name, None)
-            if isinstance(value, ast.Node):
-                yield value
-            elif isinstance(value, tuple | list):
-                yield from _children(value)
 
 
 def _level_problem(node: Any, owner_change: bool) -> str | None:
