@@ -24,12 +24,10 @@ def stored_tag(stored: Stored | None, body: bytes) -> str | None:
     """The ETag of the stored object where it is `body` byte for byte, else None."""
     if stored is None:
         return None
-    row = stored.row
+    row, kept = stored.row, stored.parsed.keep
     if row.recurrence is not None or row.parent_id is not None or row.reminders:
         return None
-    kept = stored.parsed.keep
-    if kept != body:  # kept otherwise (its line ends, a VALARM left out)
-        return None
-    if render(row, kept, [], fresh=True, readings=stored.parsed.readings) != body:
+    # Kept otherwise (its line ends, a VALARM left out), or served otherwise.
+    if kept != body or render(row, kept, [], fresh=True, readings=stored.parsed.readings) != body:
         return None
     return getattr(row, "dav_tag", None)  # `DavObjectService.tag_written`

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from base64 import b64decode
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection
@@ -67,18 +67,12 @@ _PASSWORD_LENGTH = len("tapw_") + 43
 _SHAPE = re.compile(PASSWORD_PATTERN)
 
 
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str
-
-
 def refused(headers: dict[str, str] | None = None) -> Unauthorized:
     """The one 401 of every refused sign-in, with Basic's challenge (and any counts' headers)."""
     return Unauthorized(SIGN_IN_REFUSED, extra_headers={**(headers or {}), **CHALLENGE})
 
 
-def basic_credentials(header: str | None) -> Credentials | None:
+def basic_credentials(header: str | None) -> tuple[str, str] | None:
     """The username and password of an `Authorization: Basic` header (None: none, another
     scheme, or not one: bad base64, no `:`, not UTF-8, too long)."""
     if not header or len(header) > _MAX_CREDENTIALS:
@@ -93,7 +87,7 @@ def basic_credentials(header: str | None) -> Credentials | None:
     username, colon, password = decoded.partition(":")
     if not colon or not username:
         return None
-    return Credentials(username, password)
+    return username, password
 
 
 def _looks_like_a_password(password: str) -> bool:
@@ -108,29 +102,24 @@ def sign_in(request: Request, response: Response) -> UnitOfWork:
     credentials = basic_credentials(request.headers.get("authorization"))
     if credentials is None:
         raise refused()
+    username, password = credentials
     app = request.app
     settings, engine = app.state.settings, app.state.engine
     client_ip = _client_ip(request)
     verified = _verified_passwords(app)
-    shaped = _looks_like_a_password(credentials.password)
-    password_hash = token_hash(credentials.password) if shaped else ""
-    hit = None
-    if shaped:
-        hit = verified.get(credentials.username, credentials.password, password_hash)
+    shaped = _looks_like_a_password(password)
+    password_hash = token_hash(password) if shaped else ""
+    hit = verified.get(username, password, password_hash) if shaped else None
     if hit is not None:
         # Refused by its entry (revoked since): the route's 401 drops it (`dav_route`).
-        request.state.dav_forget = lambda: verified.forget(
-            credentials.username, credentials.password, password_hash
-        )
+        request.state.dav_forget = lambda: verified.forget(username, password, password_hash)
         return _entering(request, response, hit)
-    checks = dav_failure_checks(settings, client_ip, credentials.username)
+    checks = dav_failure_checks(settings, client_ip, username)
     checked = None
     if shaped:
         with _CheckWork(engine, settings, client_ip=client_ip) as work:
             passwords: AppPasswordCheck = work.service(AppPasswordCheck)
-            checked = passwords.check(
-                credentials.password, limit_key(*checks[0]), limit_key(*checks[1])
-            )
+            checked = passwords.check(password, limit_key(*checks[0]), limit_key(*checks[1]))
         if settings.rate_limit_enabled:
             # Already past a failure limit: refused, whatever the password (Retry-After).
             failures = (checked.ip_failures, checked.user_failures)
@@ -141,22 +130,22 @@ def sign_in(request: Request, response: Response) -> UnitOfWork:
             ]
             settle_usages(over, {})
     user_id = None if checked is None else checked.user_id
-    if checked is None or user_id is None or dav_username(user_id) != credentials.username:
-        verified.failed(credentials.username, client_ip)
+    if checked is None or user_id is None or dav_username(user_id) != username:
+        verified.failed(username, client_ip)
         headers: dict[str, str] = {}
         with UnitOfWork(engine, settings, client_ip=client_ip, response_headers=headers) as work:
             limits: RateLimiter = work.service(RateLimiter)
-            limits.dav_failure(credentials.username)
+            limits.dav_failure(username)
         raise refused(headers)
     found = VerifiedPassword(
         user_id=user_id,
         scope=(checked.scope or AppPasswordScope.read).value,  # a found password has one
         token_version=checked.token_version,
         password_hash=password_hash,
-        username=credentials.username,
+        username=username,
         client_ip=client_ip,
     )
-    verified.put(credentials.password, found)
+    verified.put(password, found)
     return _entering(request, response, found, checked_now=True)
 
 

@@ -74,16 +74,12 @@ def served(row: Any) -> Served:
     return Served(row, kept, name, parent_uid)
 
 
-def objects(work: UnitOfWork, list_id: int | None) -> list[Served]:
-    dav: DavObjectService = work.service(DavObjectService)
-    return [served(row) for row in dav.all(list_id)]
-
-
 def listed(work: UnitOfWork, list_id: int | None) -> tuple[Any | None, list[Served]]:
     """A collection's list as the caller sees it (None: the tasks in no list) and its
     objects, in one statement; a list the caller cannot read is the missing one's 404."""
     if list_id is None:
-        return None, objects(work, None)
+        dav: DavObjectService = work.service(DavObjectService)
+        return None, [served(row) for row in dav.all(None)]
     the_list, members, _ = collection(work, list_id, 1, position=False)
     return the_list, members
 

@@ -53,7 +53,6 @@ class Resolution:
 
     form: Form
     update: TaskUpdate | None
-    completes: bool
     successor_update: TaskUpdate | None = None
     keep_on: Literal["task", "successor"] = "task"
     completed_at: datetime | None = None  # the client's COMPLETED, where no series completes
@@ -83,7 +82,7 @@ def classify(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
         # Thunderbird's series from before our last answer (a replay, or an edit made before
         # it synced): its completed occurrences are tasks here already; the schedule stays.
         values = {k: v for k, v in fields.items() if k not in _SCHEDULE or k == "reminders"}
-        return Resolution(Form.SERIES_BEHIND, TaskUpdate.model_validate(values), completes=False)
+        return Resolution(Form.SERIES_BEHIND, TaskUpdate.model_validate(values))
     if fields.get("completed") and same_rule:
         return _series_ended(parsed)
     if fields.get("completed") or not same_rule or new_due is None or new_due <= due:
@@ -105,7 +104,7 @@ def unruled(parsed: ParsedTodo) -> Resolution:
     if parsed.fields.get("recurrence") is not None or parsed.overrides:
         raise ValueError("a PUT with a rule is classified against the stored task")
     update = TaskUpdate.model_validate(parsed.fields)
-    return Resolution(Form.PLAIN, update, completes=False, completed_at=parsed.completed_at)
+    return Resolution(Form.PLAIN, update, completed_at=parsed.completed_at)
 
 
 def is_completed_copy(parsed: ParsedTodo) -> bool:
@@ -143,8 +142,8 @@ def _copies_due(task: TaskRow, parsed: ParsedTodo) -> bool:
 def classify_copy(occurrence: TaskRow, parsed: ParsedTodo) -> Resolution:
     """The resolution of a completed copy `match_completed_copy` matched to `occurrence`."""
     if occurrence.completed:
-        return Resolution(Form.ADOPTED_COPY, None, completes=False)
-    return Resolution(Form.COMPLETED_COPY, _fields(parsed), completes=True, keep_on="task")
+        return Resolution(Form.ADOPTED_COPY, None)
+    return Resolution(Form.COMPLETED_COPY, _fields(parsed))
 
 
 def apply(
@@ -203,7 +202,6 @@ def _completing(
     return Resolution(
         form,
         _fields(parsed),
-        completes=True,
         successor_update=TaskUpdate.model_validate(later) if later else None,
         keep_on="successor",
     )
@@ -212,7 +210,7 @@ def _completing(
 def _series_ended(parsed: ParsedTodo) -> Resolution:
     """`MASTER_COMPLETED`: the PUT's fields but the schedule, completed, the rule ended (no
     next occurrence: the service inserts one only for a task that keeps its rule)."""
-    return Resolution(Form.MASTER_COMPLETED, _fields(parsed, recurrence=None), completes=True)
+    return Resolution(Form.MASTER_COMPLETED, _fields(parsed, recurrence=None))
 
 
 def _reminders(reminders: Any) -> list[dict[str, Any]]:
@@ -232,7 +230,7 @@ def _plain(stored: TaskRow, parsed: ParsedTodo) -> Resolution:
     # stamped now: that is how the service knows to add its next occurrence).
     at = parsed.completed_at if stored.recurrence is None and not fields.get("recurrence") else None
     update = TaskUpdate.model_validate(fields)
-    return Resolution(Form.PLAIN, update, completes=False, completed_at=at)
+    return Resolution(Form.PLAIN, update, completed_at=at)
 
 
 def _same_rule(stored: TaskRow, sent: str | None) -> bool:
