@@ -92,7 +92,7 @@ def update_notification_settings(
     done = notification_settings.update(
         data, door.settings, verified=door.verified_email, limits=limits
     )
-    return NotificationSettingsEnvelope(data=done.settings)
+    return NotificationSettingsEnvelope(data=done)
 
 
 @router.get(

@@ -92,11 +92,11 @@ def create_push_subscription(
 ) -> PushSubscriptionEnvelope:
     if not door.settings.push_on:
         raise PUSH_OFF  # nothing would ever be sent to it
-    done = push_subscriptions.subscribe(data, door.settings)
-    public = PushSubscriptionPublic.model_validate(done.row)
+    row = push_subscriptions.subscribe(data, door.settings)
+    public = PushSubscriptionPublic.model_validate(row)
     root = request.scope.get("root_path", "")
     response.headers["Location"] = f"{root}/api/push-subscriptions/{public.id}"
-    if not done.created:
+    if not row.inserted:
         response.status_code = status.HTTP_200_OK
     return PushSubscriptionEnvelope(data=public)
 

@@ -8,7 +8,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
 from datetime import time
 from typing import Any
 
@@ -148,11 +147,6 @@ def unsubscribe_token(settings: Settings, user_id: str) -> str:
     return hmac.new(key, f"unsubscribe-email:{user_id}".encode(), hashlib.sha256).hexdigest()
 
 
-@dataclass(frozen=True)
-class Updated:
-    settings: NotificationSettingsPublic
-
-
 def _public(row: Any) -> NotificationSettingsPublic:
     return NotificationSettingsPublic(
         push=row.push,
@@ -177,7 +171,7 @@ class NotificationSettingsService(Scoped):
         settings: Settings,
         verified: str | None = None,
         limits: RateLimiter | None = None,
-    ) -> Updated:
+    ) -> NotificationSettingsPublic:
         """`verified`: the address the identity provider vouches for (confirmed at once when
         sent). Any other address sent is counted first against `limits` (429, nothing written)."""
         sent = data.model_fields_set
@@ -209,7 +203,7 @@ class NotificationSettingsService(Scoped):
         ).first()
         if row is None:
             raise InvalidRequest.at("body.email", CONFIRM_FIRST)
-        return Updated(_public(row))
+        return _public(row)
 
     def confirm(self, token: str) -> str:
         """Confirm the address by the link's token; returns it. Opened again it changes nothing."""

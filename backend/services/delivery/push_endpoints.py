@@ -68,20 +68,6 @@ _EMBEDDING_V6 = (
 )
 
 
-def _embedded(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
-    """The IPv4 addresses an IPv6 address wraps (none for a plain one)."""
-    found: list[ipaddress.IPv4Address] = []
-    if address.ipv4_mapped is not None:
-        found.append(address.ipv4_mapped)
-    if address.sixtofour is not None:
-        found.append(address.sixtofour)
-    if address.teredo is not None:
-        found.extend(address.teredo)
-    if any(address in network for network in _EMBEDDING_V6):
-        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-    return found
-
-
 def _public(address: IPAddress) -> bool:
     """Globally reachable: `is_global`, not multicast, for IPv6 not site-local, local NAT64 nor
     Teredo, and any IPv4 address it wraps public too (else reached through it)."""
@@ -91,7 +77,10 @@ def _public(address: IPAddress) -> bool:
         return True
     if address.teredo is not None or any(address in n for n in _NOT_GLOBAL_V6):
         return False
-    return all(v4.is_global and not v4.is_multicast for v4 in _embedded(address))
+    wrapped = [address.ipv4_mapped, address.sixtofour]
+    if any(address in network for network in _EMBEDDING_V6):
+        wrapped.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return all(v4.is_global and not v4.is_multicast for v4 in wrapped if v4 is not None)
 
 
 def _loopback_allowed(host: str, address: IPAddress | None, settings: Settings) -> bool:
@@ -101,12 +90,11 @@ def _loopback_allowed(host: str, address: IPAddress | None, settings: Settings) 
 
 
 def _allowed_host(host: str, settings: Settings) -> bool:
-    for allowed in settings.push_allowed_hosts:
-        if allowed.startswith(".") and host.endswith(allowed) and len(host) > len(allowed):
-            return True
-        if host == allowed:
-            return True
-    return False
+    """`host` is an allowed host, or below an allowed `.domain`."""
+    return any(
+        host == allowed or (allowed.startswith(".") and host.endswith(allowed))
+        for allowed in settings.push_allowed_hosts
+    )
 
 
 def _parts(endpoint: str, settings: Settings) -> tuple[str, str, int, str]:

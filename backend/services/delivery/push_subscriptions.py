@@ -4,7 +4,6 @@ new row only under the limit (`PrivateRows.room`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,15 +53,10 @@ _UPSERT = _INSERT.on_conflict_do_update(
 _MINE = owned(select(*_PUBLIC), _C.user_id).order_by(_C.id)
 
 
-@dataclass(frozen=True)
-class Subscribed:
-    row: Any
-    created: bool
-
-
 class PushSubscriptionService(Scoped):
-    def subscribe(self, data: PushSubscriptionCreate, settings: Settings) -> Subscribed:
-        """Store the browser's subscription (the same endpoint again: the same row)."""
+    def subscribe(self, data: PushSubscriptionCreate, settings: Settings) -> Any:
+        """Store the browser's subscription (the same endpoint again: the same row); its row,
+        `inserted` when new."""
         check_endpoint(data.endpoint, settings)
         expires = data.expirationTime
         rows = self._write(
@@ -76,7 +70,7 @@ class PushSubscriptionService(Scoped):
         row = rows.first()
         if row is None:
             raise ROWS.too_many(ROWS.limit)
-        return Subscribed(row, bool(row.inserted))
+        return row
 
     def mine(self) -> Sequence[Any]:
         """The caller's subscriptions, oldest first; never their keys."""
