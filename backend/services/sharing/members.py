@@ -6,7 +6,6 @@ UPDATE CASCADE`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -223,14 +222,6 @@ _TRANSFER_REFUSAL = select(
 ).where(_VISIBLE)
 
 
-@dataclass(frozen=True)
-class Standing:
-    """The caller's role in a list and the target's (None: not a member)."""
-
-    caller: str | None
-    target: str | None
-
-
 class MemberService(Scoped):
     def all(self, list_id: int) -> Sequence[MemberPublic]:
         """The list's owner and members (viewer+): no row is a list the caller may not see."""
@@ -249,8 +240,7 @@ class MemberService(Scoped):
         )
         if rows:
             return MemberPublic.model_validate(rows[0])
-        standing = self._standing(list_id, user_id)
-        raise self._refusal(standing, granted)
+        raise self._refusal(*self._standing(list_id, user_id), granted)
 
     @fires(Rule.UNASSIGN, Rule.FORGET_REMINDERS, Rule.REMINDERS)
     def remove(self, list_id: int, user_id: str) -> None:
@@ -260,17 +250,17 @@ class MemberService(Scoped):
         self._lock_spaces(_LOCK_LIST, in_list=list_id)
         if self._write(statement, in_list=list_id, target=user_id, last=True):
             return
-        standing = self._standing(list_id, user_id)
-        if standing.caller is None:
+        caller, target = self._standing(list_id, user_id)
+        if caller is None:
             raise NotFound(LIST_NOT_FOUND)
         if leaving:
-            if owns(standing.caller):
+            if owns(caller):
                 raise Conflict(
                     "The owner cannot leave the list; transfer it to a member first "
                     "(POST /api/lists/{list_id}/transfer)"
                 )
             raise Conflict("The membership changed while it was being removed; retry")
-        raise self._refusal(standing, Action.MEMBER_MANAGE)
+        raise self._refusal(caller, target, Action.MEMBER_MANAGE)
 
     @fires(Rule.EXCHANGE_REMINDERS, Rule.TRASH_STAYS)
     def transfer(self, list_id: int, user_id: str) -> ListRow:
@@ -301,29 +291,28 @@ class MemberService(Scoped):
             )
         raise Conflict("The list changed while it was being transferred; retry")
 
-    def _standing(self, list_id: int, target: str) -> Standing:
+    def _standing(self, list_id: int, target: str) -> tuple[str | None, str | None]:
+        """The caller's role in a list and the target's (None: not a member)."""
         found = self._read(_STANDING, in_list=list_id, target=target).first()
-        if found is None:
-            return Standing(None, None)
-        return Standing(found.caller_role, found.target_role)
+        return (None, None) if found is None else (found.caller_role, found.target_role)
 
     @staticmethod
-    def _refusal(standing: Standing, granted: Action) -> Exception:
+    def _refusal(caller: str | None, target: str | None, granted: Action) -> Exception:
         """Why a member's change or removal matched nothing, in the contract's order: no member 404,
         below `member.manage` 403, no such member 404, the owner 409, an admin 403."""
         missing = NotFound(LIST_NOT_FOUND)
-        refused = denied(standing.caller, Action.MEMBER_MANAGE, missing)
+        refused = denied(caller, Action.MEMBER_MANAGE, missing)
         if refused is not None:
             return refused
-        if standing.target is None:
+        if target is None:
             return NotFound(MEMBER_NOT_FOUND)
-        if owns(standing.target):
+        if owns(target):
             return Conflict(
                 "The owner's role cannot be changed, nor the owner removed; the owner "
                 "transfers the list (POST /api/lists/{list_id}/transfer)"
             )
-        for action in (granted, needed_for(standing.target, Action.MEMBER_MANAGE)):
-            refused = denied(standing.caller, action, missing, forbidden=ONLY_OWNER_ADMINS)
+        for action in (granted, needed_for(target, Action.MEMBER_MANAGE)):
+            refused = denied(caller, action, missing, forbidden=ONLY_OWNER_ADMINS)
             if refused is not None:
                 return refused
         return Conflict("The membership changed while it was being written; retry")

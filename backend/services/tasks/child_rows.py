@@ -66,7 +66,15 @@ class ChildRows:
         self.view = tuple(column for column in c if column.name not in _HIDDEN)
         values = {name: bindparam(_value(name), type_=c[name].type) for name in child.fields}
 
-        # A page with its task: no row is an unseen task, a row with NULL `id` an empty page.
+        def with_task(rows: Any) -> Any:
+            """The task with `rows` (a lateral of its rows): no row is an unseen task, a row with
+            NULL `id` no row."""
+            return (
+                select(_T.id.label("found_task_id"), *(rows.c[col.name] for col in self.view))
+                .select_from(_TASKS.outerjoin(rows, true()))
+                .where(_T.id == _TASK_ID, may(_TASKS, read))
+            )
+
         page = (
             select(*self.view)
             .where(c.task_id == _T.id, c.id > _AFTER, may(table, read))
@@ -74,21 +82,11 @@ class ChildRows:
             .limit(_LIMIT)
             .lateral("c")
         )
-        self.page = (
-            select(_T.id.label("found_task_id"), *(page.c[col.name] for col in self.view))
-            .select_from(_TASKS.outerjoin(page, true()))
-            .where(_T.id == _TASK_ID, may(_TASKS, read))
-            .order_by(page.c.id)
-        )
-        one = (
+        self.page = with_task(page).order_by(page.c.id)
+        self.one = with_task(
             select(*self.view)
             .where(c.id == _ROW_ID, c.task_id == _T.id, may(table, read))
             .lateral("c")
-        )
-        self.one = (
-            select(_T.id.label("found_task_id"), *(one.c[col.name] for col in self.view))
-            .select_from(_TASKS.outerjoin(one, true()))
-            .where(_T.id == _TASK_ID, may(_TASKS, read))
         )
         # A new row only where the caller may write it, under the cap (else why is read afterwards).
         kept = select(func.count()).where(c.task_id == _TASK_ID, may(table, write))

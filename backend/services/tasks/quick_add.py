@@ -45,7 +45,7 @@ from backend.quickadd import (
 )
 from backend.quickadd.sent import Offsets, offsets
 from backend.recurrence import DEFAULT_TIME_ZONE, time_zone
-from backend.services.statements.access import denied, may, role_in
+from backend.services.statements.access import may, require, role_in
 
 _LISTS = TaskList.__table__  # type: ignore[attr-defined]
 _MEMBERS = ListMember.__table__  # type: ignore[attr-defined]
@@ -196,13 +196,8 @@ class QuickAddService(Scoped):
 
     @staticmethod
     def _check_default(list_id: int, rows: list[Any]) -> None:
-        missing = NotFound.at("body.list_id", LIST_NOT_FOUND)
         role = next((r.role for r in rows if r.kind == "list" and r.list_id == list_id), None)
-        if role is None:
-            raise missing
-        refused = denied(role, Action.TASK_WRITE, missing)
-        if refused is not None:
-            raise refused
+        require(role, Action.TASK_WRITE, NotFound.at("body.list_id", LIST_NOT_FOUND))
 
 
 def _task(reading: Reading, zone: str) -> TaskCreate:
