@@ -282,7 +282,8 @@ class LiveFeeds:
     @staticmethod
     def _hand(listener: Listener, answer: CallerPage) -> None:
         claims = listener.claims
-        if not answer.account or (claims.local and answer.account_version != claims.token_version):
+        version = answer.account_version
+        if version is None or (claims.local and version != claims.token_version):
             listener.ended = "account"  # revoked or deleted: the reconnect is refused (401)
         elif answer.page is None:
             listener.ended = "expired"  # pruned past its position: the reconnect gets 410

@@ -154,11 +154,11 @@ _PAGES = (
 
 @dataclass(frozen=True)
 class CallerPage:
-    """One caller's share of `pages`: its page (None: pruned, 410), its token version."""
+    """One caller's share of `pages`: its page (None: pruned, 410), its token version (None:
+    no account)."""
 
     page: ChangePage | None
     account_version: int | None
-    account: bool
 
 
 def pages(
@@ -182,8 +182,7 @@ def pages(
             page: ChangePage | None = _paged(group, after, limit)
         except CursorExpired:
             page = None
-        version = group[0].account_version
-        answers.append(CallerPage(page, version, version is not None))
+        answers.append(CallerPage(page, group[0].account_version))
     return answers
 
 
