@@ -227,12 +227,17 @@ def _moved_out_of(collection: Any) -> ColumnElement[bool]:
     return and_(_E.changes.op("?")(literal_column("'list_id'")), left == collection)
 
 
+def _ways_in(collection: Any) -> list[ColumnElement[bool]]:
+    """An event of `collection` (None: the tasks in no list): in it, or a move out of it."""
+    if collection is None:
+        return [_E.list_id.is_(None), _moved_out_of(_NO_LIST_JSON)]
+    return [_E.list_id == collection, _moved_out_of(func.to_jsonb(collection, type_=JSONB))]
+
+
 def _in_collection(no_list: bool, collection: Any = _COLLECTION) -> ColumnElement[bool]:
     if no_list:
-        return and_(
-            _E.user_id == bindparam(OWNER), or_(_E.list_id.is_(None), _moved_out_of(_NO_LIST_JSON))
-        )
-    return or_(_E.list_id == collection, _moved_out_of(func.to_jsonb(collection, type_=JSONB)))
+        return and_(_E.user_id == bindparam(OWNER), or_(*_ways_in(None)))
+    return or_(*_ways_in(collection))
 
 
 def collection_head(collection: Any = None) -> ColumnElement[int]:
@@ -240,10 +245,7 @@ def collection_head(collection: Any = None) -> ColumnElement[int]:
     flight, or how far pruning went; `collection` None: the tasks in no list. Each arm is a
     maximum read from the top of its own index (`ix_task_events_user_id_list_id_id`, `_no_list_id`,
     `_left_list`: migration 0074), so one list's change leaves the other collections' tokens."""
-    if collection is None:
-        arms = [_E.list_id.is_(None), _moved_out_of(_NO_LIST_JSON)]
-    else:
-        arms = [_E.list_id == collection, _moved_out_of(func.to_jsonb(collection, type_=JSONB))]
+    arms = _ways_in(collection)
     own = [
         select(func.max(_E.id)).where(_DAV_OWN, arm, _E.id <= _HORIZON).scalar_subquery()
         for arm in arms
