@@ -37,31 +37,23 @@ _QUOTA = bindparam("quota", type_=BigInteger)
 _USED = func.task_stored_used(bindparam(OWNER, type_=Text), type_=BigInteger)
 
 _KEPT = select(func.count()).where(_C.task_id == _TASK_ID, may(_TABLE, _WRITE))
+# A new row's columns and what each is written from.
+_NEW = {
+    "user_id": _T.user_id,
+    "task_id": _T.id,
+    "list_id": _T.list_id,
+    "uploaded_by": bindparam(OWNER),
+    "storage_key": bindparam("new_key", type_=Text),
+    "filename": bindparam("new_filename", type_=Text),
+    "content_type": bindparam("new_type", type_=Text),
+    "size": _SIZE,
+    "sha256": bindparam("new_sha256", type_=Text),
+}
 _INSERT = (
     insert(_TABLE)
     .from_select(
-        [
-            "user_id",
-            "task_id",
-            "list_id",
-            "uploaded_by",
-            "storage_key",
-            "filename",
-            "content_type",
-            "size",
-            "sha256",
-        ],
-        select(
-            _T.user_id,
-            _T.id,
-            _T.list_id,
-            bindparam(OWNER),
-            bindparam("new_key", type_=Text),
-            bindparam("new_filename", type_=Text),
-            bindparam("new_type", type_=Text),
-            _SIZE,
-            bindparam("new_sha256", type_=Text),
-        ).where(
+        list(_NEW),
+        select(*_NEW.values()).where(
             _T.id == _TASK_ID,
             may(_TASKS, _WRITE),
             _KEPT.scalar_subquery() < TASK_ATTACHMENTS.per_task,
