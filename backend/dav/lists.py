@@ -65,7 +65,7 @@ def update_of(asked: PropertyUpdate) -> tuple[ListUpdate | None, dict[str, str]]
     `409` for the one refused, `424` for the rest) when any is refused."""
     values: dict[str, str | None] = {}
     statuses: dict[str, str] = {}
-    for name, value in asked.changes:
+    for name, value in asked:
         field = _value(name, value)
         if field is None:
             statuses[name] = _FORBIDDEN
@@ -73,16 +73,16 @@ def update_of(asked: PropertyUpdate) -> tuple[ListUpdate | None, dict[str, str]]
             values[field[0]] = field[1]
     if not statuses:
         try:
-            return ListUpdate(**values), {name: OK for name, _ in asked.changes}
+            return ListUpdate(**values), {name: OK for name, _ in asked}
         except ValidationError as error:
             refused = {str(each["loc"][0]) for each in error.errors() if each["loc"]}
-            for name, value in asked.changes:
+            for name, value in asked:
                 field = _value(name, value)
                 if field is not None and field[0] in refused:
                     statuses[name] = _CONFLICT
-    for name, _ in asked.changes:
+    for name, _ in asked:
         statuses.setdefault(name, _FAILED)
-    return None, {name: statuses[name] for name, _ in asked.changes}
+    return None, {name: statuses[name] for name, _ in asked}
 
 
 def proppatch(work: UnitOfWork, list_id: int | None, asked: PropertyUpdate) -> dict[str, str]:

@@ -139,11 +139,8 @@ def propfind_request(body: bytes) -> PropfindRequest:
     raise MalformedXml()
 
 
-@dataclass(frozen=True)
-class PropertyUpdate:
-    """A PROPPATCH (RFC 4918 9.2): each property set (its text) or removed (None), in order."""
-
-    changes: tuple[tuple[str, str | None], ...]
+# A PROPPATCH (RFC 4918 9.2): each property set (its text) or removed (None), in order.
+PropertyUpdate = tuple[tuple[str, str | None], ...]
 
 
 def proppatch_request(body: bytes) -> PropertyUpdate:
@@ -161,7 +158,7 @@ def proppatch_request(body: bytes) -> PropertyUpdate:
         changes.extend((str(node.tag), None if removes else (node.text or "")) for node in prop)
     if not changes:
         raise MalformedXml()
-    return PropertyUpdate(tuple(changes))
+    return tuple(changes)
 
 
 @dataclass(frozen=True)
