@@ -55,12 +55,7 @@ def answer(work: UnitOfWork, list_id: int | None, asked: ReportRequest) -> bytes
     chosen: list[Served] = []
     if asked.kind == "multiget":
         by_href = {served.href(list_id): served for served in every}
-        seen: set[str] = set()
-        for wanted in asked.hrefs:
-            path = _path(wanted)
-            if path in seen:
-                continue
-            seen.add(path)
+        for path in dict.fromkeys(_path(wanted) for wanted in asked.hrefs):  # each once
             if path in by_href:
                 chosen.append(by_href[path])
             else:

@@ -292,9 +292,7 @@ class Sender:
     def commit(self) -> None:
         """End a transaction of ours: what was queued for it, and COMMIT, in one message."""
         queued, self._at_commit = self._at_commit, []
-        params: dict[str, Any] = {}
-        for _, values in queued:
-            params.update(values)
+        params = {name: value for _, values in queued for name, value in values.items()}
         self.conn.exec_driver_sql("".join(f"{sql}; " for sql, _ in queued) + "COMMIT", params)
         self.began = False
 

@@ -344,9 +344,7 @@ def _read(calendar: _Block, todos: Sequence[Any], zone: str) -> ParsedTodo:
     master = next(t for t in todos if t.get("RECURRENCE-ID") is None)
     stored_zone = zone if zone in KNOWN_ZONES else DEFAULT_TIME_ZONE
     read = {mapped.name: mapped.read(master, stored_zone) for mapped in MAPPING}
-    fields: dict[str, Any] = {}
-    for mapped in MAPPING:
-        fields.update(mapped.values(read[mapped.name]))
+    fields = {k: v for mapped in MAPPING for k, v in mapped.values(read[mapped.name]).items()}
     _validate(fields)
     task_zone = read["DUE"][1] or stored_zone
     stamp = master.get("COMPLETED")
