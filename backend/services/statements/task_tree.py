@@ -159,6 +159,19 @@ def _writable(space: Any, *columns: Any) -> Any:
     return _tasks(space, *columns).where(may(_T, Action.TASK_WRITE))
 
 
+def _tree(space: Any, name: str, columns: tuple[Any, ...], n: int, first: Any, next_: Any) -> Any:
+    """The recursive CTE `name` of the space's tasks: `first`'s at depth `n`, then each task
+    `next_(found)` names from the ones found, to at most `MAX_DEPTH` levels."""
+    found = _tasks(space, *columns, literal(n).label("n")).where(first).cte(name, recursive=True)
+    return found.union_all(
+        _tasks(space, *columns, found.c.n + 1).where(next_(found), found.c.n <= MAX_DEPTH)
+    )
+
+
+def _children(found: Any) -> Any:
+    return _C.parent_id == found.c.id
+
+
 def _space(shape: tuple[Sent, Sent, Anchor, bool], *, moving: bool, at: Named = BOUND) -> Any:
     """The space a placement writes in: the moved task's; for a new task its list's, parent's or
     anchor's, else the caller's own; read through `may` for the scoping guards."""
@@ -303,13 +316,8 @@ def _destination(
     rules.insert(personal_at, (and_(space != bindparam(OWNER), d_list.is_(None)), Refusal.personal))
 
     # The destination parent and its ancestors (none at the top level).
-    up = _tasks(space, _C.id, _C.parent_id, literal(1).label("n")).where(_C.id == d_parent)
-    up = up.cte("ancestors", recursive=True)
-    up = up.union_all(
-        _tasks(space, _C.id, _C.parent_id, up.c.n + 1).where(
-            _C.id == up.c.parent_id, up.c.n <= MAX_DEPTH
-        )
-    )
+    ids = (_C.id, _C.parent_id)
+    up = _tree(space, "ancestors", ids, 1, _C.id == d_parent, lambda up: _C.id == up.c.parent_id)
     ancestors = _scalar(select(func.count()).select_from(up))
     root = _scalar(select(up.c.id).where(up.c.parent_id.is_(None)))
 
@@ -317,15 +325,8 @@ def _destination(
     height: Any = literal(0)
     size: Any = literal(1)
     if moved is not None:
-        subtree = _tasks(space, _C.id, _C.parent_id, _C.position, literal(0).label("n")).where(
-            _C.id == at.task_id
-        )
-        subtree = subtree.cte("subtree", recursive=True)
-        subtree = subtree.union_all(
-            _tasks(space, _C.id, _C.parent_id, _C.position, subtree.c.n + 1).where(
-                _C.parent_id == subtree.c.id, subtree.c.n <= MAX_DEPTH
-            )
-        )
+        placed = (*ids, _C.position)
+        subtree = _tree(space, "subtree", placed, 0, _C.id == at.task_id, _children)
         rules.append((exists(select(subtree.c.id).where(subtree.c.id == d_parent)), Refusal.cycle))
         recurring = _scalar(select(moved.c.recurrence))
         rules.append((and_(d_parent.is_not(None), recurring.is_not(None)), Refusal.recurring))
@@ -334,13 +335,7 @@ def _destination(
     rules.append((ancestors + height > MAX_DEPTH, Refusal.depth))
 
     # The top-level task the destination is under, and every task under it.
-    below = _tasks(space, _C.id, literal(1).label("n")).where(_C.parent_id == root)
-    below = below.cte("tree", recursive=True)
-    below = below.union_all(
-        _tasks(space, _C.id, below.c.n + 1).where(
-            _C.parent_id == below.c.id, below.c.n <= MAX_DEPTH
-        )
-    )
+    below = _tree(space, "tree", (_C.id,), 1, _C.parent_id == root, _children)
     in_tree = _scalar(select(func.count()).select_from(below))
     already: Any = false()
     if moved is not None:
