@@ -500,18 +500,9 @@ class UndoService(Scoped):
         if newer:
             raise _conflict(newer, found.left, current)
         if set(changes) == {"position"}:  # a reorder: its old place is what refused it
-            raise Conflict(
-                _PLACE_TAKEN,
-                details=[
-                    {
-                        "field": "position",
-                        "message": "another task holds this place since",
-                        "type": Conflict.detail_type,
-                        "current": current.get("position"),
-                        "entry": changes["position"][0],
-                    }
-                ],
-            )
+            now, was = current.get("position"), changes["position"][0]
+            taken = _detail("position", "another task holds this place since", now, was)
+            raise Conflict(_PLACE_TAKEN, details=[taken])
         raise Conflict(_REFUSED_BY_RULES)
 
 
@@ -519,16 +510,21 @@ def _conflict(newer: list[str], left: Mapping[str, Any], current: Mapping[str, A
     return Conflict(
         "A later change touched the same fields; nothing was undone",
         details=[
-            {
-                "field": name,
-                "message": "changed since this entry",
-                "type": Conflict.detail_type,
-                "current": current.get(name),
-                "entry": left.get(name),
-            }
+            _detail(name, "changed since this entry", current.get(name), left.get(name))
             for name in newer
         ],
     )
+
+
+def _detail(name: str, message: str, current: Any, entry: Any) -> dict[str, Any]:
+    """A refused undo's detail: a field's value now (`current`) and as the entry left it."""
+    return {
+        "field": name,
+        "message": message,
+        "type": Conflict.detail_type,
+        "current": current,
+        "entry": entry,
+    }
 
 
 def _etags(event_id: int, tags: frozenset[tuple[int, int]] | None) -> dict[str, Any]:
