@@ -90,7 +90,7 @@ _PROVISIONAL = insert(Message).values(
     heartbeat_at=func.now(),
 )
 # The same for a turn stored before turns kept a record from the start: once.
-_ONCE = {
+_ONCE: dict[str, Any] = {
     "user_id": bindparam(OWNER),
     "conversation_id": _CID,
     "role": literal("assistant"),
