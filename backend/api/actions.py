@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from backend.models.references import Action
-from backend.services.access import least_role
+from backend.services.statements.access import least_role
 
 ACTION = "x-action"
 FEED = "x-feed-action"

@@ -31,9 +31,9 @@ from backend.models.common import DataEnvelope, DecimalDigits, ListEnvelope, Lis
 from backend.models.references import Reference
 from backend.models.task_children import TaskChild
 from backend.models.types import TASK_ID_MAX
-from backend.services.access import least_role
-from backend.services.child_rows import TaskChildService
-from backend.services.task_children import child_service
+from backend.services.statements.access import least_role
+from backend.services.tasks.child_rows import TaskChildService
+from backend.services.tasks.task_children import child_service
 from backend.storage.app import delete_objects
 
 

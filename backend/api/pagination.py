@@ -26,7 +26,7 @@ from fastapi import Query
 from backend.errors import InvalidRequest
 from backend.models import Priority, TaskSort
 from backend.models.common import DecimalDigits
-from backend.services.task_listing import Keyset, TaskListQuery
+from backend.services.tasks.task_listing import Keyset, TaskListQuery
 
 _DATETIME_KEYS = {TaskSort.created, TaskSort.updated, TaskSort.due_date}
 # One sort key (a title: at most 800 UTF-8 bytes) plus 33 bytes of numbers, marker and IV fit.

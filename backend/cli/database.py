@@ -46,7 +46,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     from backend.db.engine import create_db_engine
-    from backend.services.changes import prune
+    from backend.services.history.changes import prune
     from backend.services.idempotency import prune_expired
 
     settings = load_settings(args.dev)

@@ -19,8 +19,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from backend.auth.tokens import TokenClaims
     from backend.db.engine import create_db_engine
-    from backend.services.registry import UnitOfWork
-    from backend.services.users import UserService
+    from backend.services.accounts.users import UserService
+    from backend.services.unit_of_work import UnitOfWork
     from backend.storage.app import storage_for
     from backend.transfer.exporter import Account, archive, file_name
 

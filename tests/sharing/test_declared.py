@@ -16,7 +16,7 @@ from backend.api.live import ChangeStream
 from backend.mcp.tools import TOOLS as MCP_TOOLS
 from backend.models.envelopes import TaskChangesEnvelope
 from backend.models.references import Subject
-from backend.services.access import LEAST_ROLE
+from backend.services.statements.access import LEAST_ROLE
 from tests.conftest import api_routes
 from tests.sharing.references import FEEDS, ID_NAME, ROUTES, TOOLS, id_fields, tool_fields
 

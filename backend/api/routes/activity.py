@@ -32,8 +32,8 @@ from backend.models.common import DecimalDigits, ListMeta
 from backend.models.envelopes import ActivityEnvelope, TaskEnvelope
 from backend.models.references import Action, Reference
 from backend.models.types import TASK_ID_MAX
-from backend.services import undo
-from backend.services.activity import ActivityService
+from backend.services.history.activity import ActivityService
+from backend.services.tasks import undo
 
 router = APIRouter(tags=["activity"], responses=errors(401, 422, 503), route_class=DoorRoute)
 

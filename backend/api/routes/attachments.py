@@ -52,8 +52,8 @@ from backend.models.attachment import (
 from backend.models.common import DataEnvelope, DecimalDigits
 from backend.models.references import Reference
 from backend.models.types import TASK_ID_MAX
-from backend.services.attachments import QUOTA_REACHED, AttachmentService
-from backend.services.task_children import TaskAttachmentService
+from backend.services.tasks.attachments import QUOTA_REACHED, AttachmentService
+from backend.services.tasks.task_children import TaskAttachmentService
 from backend.storage import StorageError, download_headers
 from backend.storage.app import StoredUpload, app_storage, delete_quietly, store_upload
 

@@ -51,7 +51,7 @@ from backend.models.envelopes import ChatEnvelope, ConversationsEnvelope, Messag
 from backend.models.idempotency import KEY_MAX_LENGTH
 from backend.models.references import CONVERSATIONS, Reference
 from backend.observability.logging import OUTCOME_STATUS_KEY
-from backend.services.conversations import ConversationService
+from backend.services.chat.conversations import ConversationService
 
 router = APIRouter(tags=["chat"], responses=errors(401, 422), route_class=DoorRoute)
 

@@ -34,11 +34,11 @@ from backend.models.imports import (
 )
 from backend.models.references import Reference
 from backend.models.task_calendar import KNOWN_ZONES
-from backend.services.imports import IMPORT_NOT_FOUND, PENDING_MESSAGE, ImportService
-from backend.services.lists import ListService
-from backend.services.notification_settings import NotificationSettingsService
-from backend.services.saved_filters import SavedFilterService
-from backend.services.tasks import TaskService
+from backend.services.delivery.notification_settings import NotificationSettingsService
+from backend.services.sharing.lists import ListService
+from backend.services.tasks.saved_filters import SavedFilterService
+from backend.services.tasks.service import TaskService
+from backend.services.transfer.imports import IMPORT_NOT_FOUND, PENDING_MESSAGE, ImportService
 from backend.transfer import sources
 from backend.transfer.importer import analyse, check_list, standing_of, undo
 from backend.transfer.plan import SOURCES, NotThisSource, Plan, Source

@@ -36,7 +36,7 @@ from backend.models.trash import (
     TrashEnvelope,
 )
 from backend.models.types import TASK_ID_MAX
-from backend.services.trash import TRASH_NOT_FOUND, TrashService, cursor_key
+from backend.services.history.trash import TRASH_NOT_FOUND, TrashService, cursor_key
 from backend.storage.app import delete_objects
 
 router = APIRouter(
