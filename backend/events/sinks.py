@@ -176,7 +176,7 @@ class DaprSink:
         if topic is None:
             return
         url = f"{self.endpoint}/v1.0/publish/{self.pubsub}/{topic}"
-        headers = {"content-type": "application/json"}
+        headers = {"Content-Type": "application/json"}
         if self.token:
             headers["dapr-api-token"] = self.token
         content = json.dumps(body, separators=(",", ":")).encode()
