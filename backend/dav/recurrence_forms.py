@@ -25,8 +25,8 @@ from backend.services.tasks.task_statements import AS_SENT, PLACED
 from backend.services.tasks.task_update import replanned, successor
 
 if TYPE_CHECKING:
+    from backend.db.scope import Then
     from backend.models import TaskRow
-    from backend.services.tasks.task_sending import Then
     from backend.services.unit_of_work import UnitOfWork
 
 # What a completing form writes on the completed occurrence besides its completion: never its

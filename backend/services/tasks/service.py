@@ -13,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy import select
 from sqlalchemy.sql.elements import ColumnElement
 
+from backend.db.scope import StepRefused, Then
 from backend.errors import InvalidRequest, NotFound, ServiceUnavailable
 from backend.models import Priority, Task, TaskCreate, TaskRow, TaskUpdate
 from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp, MoveOp
@@ -24,7 +25,6 @@ from backend.services.tasks.task_bulk import LOCK_TASKS, bulk_placement, step, s
 from backend.services.tasks.task_listing import FilterChanged, Keyset, ListingShape, TaskListQuery
 from backend.services.tasks.task_placement import anchor_field, placement_of, unassignable
 from backend.services.tasks.task_schedule import SCHEDULE_FIELDS, not_recurring
-from backend.services.tasks.task_sending import StepRefused, Then
 from backend.services.tasks.task_statements import (
     AS_SENT,
     COMPLETING,

@@ -11,7 +11,7 @@ from typing import Any, NoReturn, cast
 from sqlalchemy import bindparam
 from sqlalchemy.sql.elements import ColumnElement
 
-from backend.db.scope import Bound
+from backend.db.scope import Bound, Scoped, Then
 from backend.errors import AppError, Conflict, InvalidRequest, NotFound, PreconditionFailed
 from backend.models import Task, TaskCreate, TaskRow, TaskUpdate
 from backend.models.task import due_value, reminders_json
@@ -32,7 +32,6 @@ from backend.services.tasks.task_schedule import (
     not_recurring,
     plan_schedule,
 )
-from backend.services.tasks.task_sending import TaskSending, Then
 from backend.services.tasks.task_statements import (
     ACCESS,
     AS_SENT,
@@ -81,7 +80,7 @@ class InList:
     list_name: str
 
 
-class TaskUpdating(TaskSending):
+class TaskUpdating(Scoped):
     """`TaskService`'s writes of one task (module docstring)."""
 
     def _move(
