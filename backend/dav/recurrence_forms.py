@@ -20,9 +20,8 @@ from backend.recurrence import Schedule, day_of, normalize_rule
 from backend.services.calendar.dav_statements import completion_sent
 from backend.services.tasks.service import TaskService
 from backend.services.tasks.task_placement import placement_of
-from backend.services.tasks.task_schedule import SCHEDULE_FIELDS, Planned
+from backend.services.tasks.task_schedule import SCHEDULE_FIELDS, Planned, replanned, successor
 from backend.services.tasks.task_statements import AS_SENT, PLACED
-from backend.services.tasks.task_update import replanned, successor
 
 if TYPE_CHECKING:
     from backend.db.scope import Then
