@@ -30,7 +30,7 @@ DOMAIN = (
     "models/**/*.py",
     "services/**/*.py",
     "contracts/**/*.py",
-    "dav/vtodo.py",
+    "ical/vtodo.py",
     "dav/recurrence_forms.py",
     "transfer/plan.py",
     "transfer/sources/**/*.py",
@@ -317,7 +317,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     (
         "backend.contracts",
         "backend.events",
-        "backend.dav.vtodo",
+        "backend.ical",
         "backend.dav.recurrence_forms",
         "backend.transfer",
     ),

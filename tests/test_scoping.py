@@ -483,7 +483,7 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.db.sender", "inline"): "the sender: renders a checked statement's parameters",
     ("backend.db.engine", "_learn_server_clock"): "the engine: the server's clock, no table",
     ("backend.db.engine", "_keep_heap"): "the engine: a new connection's heap kept, no table",
-    ("backend.db.deadline", "BreakerPool.connect"): "the pool: a new connection's probe",
+    ("backend.db.engine", "BreakerPool.connect"): "the pool: a new connection's probe",
     ("backend.db.preflight", "probe"): "startup: the database answers, before any request",
     ("backend.events.outbox", "backlog"): "the outbox worker: every user's pending events",
     ("backend.events.deliveries", "DeliveryQueue.exchange"): "the events worker: the leased "

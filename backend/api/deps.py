@@ -145,7 +145,7 @@ class Uses(params.Depends):
 
 def uses(kind: type[Any], through: Callable[..., Any] = door) -> Any:
     """A route's service, `kind` bound to the request's unit of work, written whole so a reader
-    (and `farm-studio walk`) sees its class: `tasks: Annotated[TaskService, uses(TaskService)]`;
+    (and a static call graph) sees its class: `tasks: Annotated[TaskService, uses(TaskService)]`;
     `through`: the door it comes through (a signed-in caller's if none)."""
     return Uses(through, kind=kind)
 

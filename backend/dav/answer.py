@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from backend.dav.vtodo import ParsedTodo, render
+from backend.ical.vtodo import ParsedTodo, render
 from backend.services.calendar.dav_tags import written_tag
 
 

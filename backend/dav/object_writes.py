@@ -31,9 +31,9 @@ from backend.dav.recurrence_forms import (
     match_completed_copy,
     unruled,
 )
-from backend.dav.vtodo import ParsedTodo, parse
 from backend.dav.xml import CALDAV, PreconditionRefused, clark
 from backend.errors import Forbidden, NotFound, PreconditionFailed, Taken
+from backend.ical.vtodo import ParsedTodo, parse
 from backend.models import TaskCreate, TaskUpdate
 from backend.models.dav_object import UID_MAX_LENGTH
 from backend.models.task import reminders_json

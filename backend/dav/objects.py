@@ -12,8 +12,8 @@ from typing import Any
 from urllib.parse import quote
 
 from backend.dav import resources
-from backend.dav.vtodo import render
 from backend.errors import Forbidden, NotFound, PreconditionFailed
+from backend.ical.vtodo import render
 from backend.models.references import Action
 from backend.models.task_calendar import DERIVED_UID, derived_uid
 from backend.services.calendar.dav_objects import DavObjectService

@@ -12,8 +12,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from backend.dav.vtodo import ParsedTodo
 from backend.errors import PreconditionFailed
+from backend.ical.vtodo import ParsedTodo
 from backend.models.task import TaskUpdate, reminders_json
 from backend.models.task_calendar import is_day, rule_key, served_rule
 from backend.recurrence import Schedule, day_of, normalize_rule

@@ -35,7 +35,7 @@ from icalendar import Calendar
 from pydantic import BaseModel
 
 from backend.contracts.saved_filters import FilterPublic
-from backend.dav.vtodo import derived
+from backend.ical.derived import derived
 from backend.models.attachment import AttachmentPublic
 from backend.models.notification_settings import NotificationSettingsPublic
 from backend.models.sharing import CommentPublic

@@ -83,10 +83,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from backend.models.task import due_value, is_overdue
 from backend.models.task_event import CHANGE_TYPES, DAV_TYPES, FEED_TYPES
 from backend.models.task_fields import FIELDS as TASK_FIELDS
 from backend.models.task_table import Task
-from backend.models.types import due_value, is_overdue
 from backend.services.statements.access import Action, roles
 from scripts.bench.cursors import encode_changes_cursor, encode_cursor, list_fingerprint
 

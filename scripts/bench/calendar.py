@@ -21,7 +21,7 @@ from sqlalchemy import Connection, create_engine, text
 
 from backend.db.engine import normalize_url
 from backend.services.statements.tokens import token_hash
-from scripts.bench.seed import BenchDb
+from scripts.bench.db import BenchDb
 from scripts.bench.shared import INSERT_USERS
 from scripts.bench.workload import _lua
 

@@ -31,7 +31,7 @@ from backend.models.app_password import dav_username
 from backend.models.names import name_key
 from backend.services.accounts.app_passwords import new_password
 from backend.services.statements.tokens import token_hash
-from scripts.bench.seed import BenchDb
+from scripts.bench.db import BenchDb
 from scripts.bench.workload import _lua
 
 SCENARIO = "dav-put"

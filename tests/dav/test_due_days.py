@@ -13,7 +13,7 @@ from urllib.parse import unquote
 import pytest
 from fastapi.testclient import TestClient
 
-from backend.dav.vtodo import parse, render
+from backend.ical.vtodo import parse, render
 from backend.models import Priority
 from backend.services.calendar import calendar_ics
 from backend.services.calendar.dav_tags import RENDER_FORMAT

@@ -22,7 +22,7 @@ from backend.dav.recurrence_forms import (
     classify_copy,
     match_completed_copy,
 )
-from backend.dav.vtodo import ParsedTodo, parse, render
+from backend.ical.vtodo import ParsedTodo, parse, render
 from backend.models import TaskCreate, TaskRow, TaskUpdate
 from backend.models.task_calendar import rule_key
 from backend.services.tasks.service import TaskService

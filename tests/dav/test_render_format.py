@@ -18,7 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from backend.dav.vtodo import parse, render
+from backend.ical.vtodo import parse, render
 from backend.models import Priority
 from backend.services.calendar import calendar_ics
 from backend.services.calendar.dav_tags import RENDER_FORMAT, written_tag

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from backend.dav.vtodo import parse, render
+from backend.ical.vtodo import parse, render
 from backend.models.task_calendar import MAPPING, NOT_MAPPED, InvalidTodoObject, derived_uid
 from backend.models.task_fields import FIELDS, WRITABLE
 from backend.services.calendar import calendar_ics
