@@ -367,6 +367,8 @@ class TaskService(Scoped):
         rows = self._write(DELETE_COMPLETED, last=True)
         return int(rows[0].deleted) if rows else 0
 
+    # The change over one task (`update`, `set_completed`, `move`, `write_over`): its placement, its
+    # schedule planned over the stored row, a series' next occurrence, why a write matched no row.
     def _move(
         self,
         task_id: int,
