@@ -2,9 +2,9 @@
 (the predicate of shared lists: the caller's space, or a list it is a member of with a role
 that is enough) and `Scoped`, which binds `owner` last in every way a service sends (`_read`,
 `_write`; a write with what follows from its rows, `_write_then`; the written or the stored row,
-`_write_or_stored`; a bulk request's `_steps`; `_at_commit`, `_ahead`, `_begin_again`); the sender
-refuses an unscoped statement (scope_check.py), so a row the caller may not reach reads as a
-missing one.
+`_write_or_stored`; a bulk request's `_steps`; `_at_commit`, `_ahead`, `_begin_again`,
+`_next_transaction`); the sender refuses an unscoped statement (scope_check.py), so a row the
+caller may not reach reads as a missing one.
 """
 
 from __future__ import annotations
@@ -263,9 +263,10 @@ class Scoped:
             statement, values = statement.statement, {**statement.values, **values}
         return statement, {**values, OWNER: self.user_id}
 
-    def _read(self, statement: Any, **values: Any) -> Rows:
-        """Send a statement that only reads (an unscoped one is refused before it is sent)."""
-        return self._send.read(*self._bind(statement, values))
+    def _read(self, statement: Any, *, last: bool = False, **values: Any) -> Rows:
+        """Send a statement that only reads (an unscoped one is refused before it is sent); `last`:
+        the request's first message commits the caller's entry with it (no transaction held)."""
+        return self._send.read(*self._bind(statement, values), last=last)
 
     def _write(self, statement: Any, *, last: bool = False, **values: Any) -> Rows:
         """Send a write; `last`: nothing follows, so it may commit the request in its message."""
@@ -357,6 +358,12 @@ class Scoped:
             raise RuntimeError("the steps ran in a refused request")
         result: list[dict[str, Any]] = answer
         return result
+
+    def _next_transaction(self) -> None:
+        """Where a statement committed the request, the next begins a further transaction (its
+        entry uncounted); else nothing."""
+        if self._send.can_begin_again:
+            self._send.begin_again()
 
     def _hold_commit(self) -> None:
         """What this service adds after the route's write commits with it."""
