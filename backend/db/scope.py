@@ -2,9 +2,9 @@
 (the predicate of shared lists: the caller's space, or a list it is a member of with a role
 that is enough) and `Scoped`, which binds `owner` last in every way a service sends (`_read`,
 `_write`; a write with what follows from its rows, `_write_then`; the written or the stored row,
-`_write_or_stored`; a bulk request's `_steps`; `_at_commit`, `_ahead`, `_begin_again`,
-`_next_transaction`); the sender refuses an unscoped statement (scope_check.py), so a row the
-caller may not reach reads as a missing one.
+`_write_or_stored`; a bulk request's `_steps`; `_at_commit`, `_ahead`, `_next_transaction`); the
+sender refuses an unscoped statement (scope_check.py), so a row the caller may not reach reads as a
+missing one.
 """
 
 from __future__ import annotations
@@ -319,13 +319,6 @@ class Scoped:
         row = dict(rows[0]._mapping)
         written = bool(row.pop("task_api_written"))
         return SimpleNamespace(**row), written
-
-    def _can_begin_again(self) -> bool:
-        return self._send.can_begin_again
-
-    def _begin_again(self) -> None:
-        """A further transaction after the first committed, entered with the next statement."""
-        self._send.begin_again()
 
     def _steps(self, steps: Sequence[Step], *, last: bool = False) -> list[dict[str, Any]]:
         """Run `steps` as one message, each step's row back as JSON; a step matching no row undoes

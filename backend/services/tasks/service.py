@@ -434,12 +434,11 @@ class TaskService(Scoped):
             # The last try reads under the change lock: nothing can change the task before its
             # write.
             locking = attempt == _COMPLETION_TRIES
-            if locking and self._can_begin_again():
-                self._begin_again()
+            if locking:
+                self._next_transaction()
             current = self._current(task_id, expected, commit=not locking)
             planned = replanned(data, values, current, placement)
-            if self._can_begin_again():
-                self._begin_again()
+            self._next_transaction()
             # A completion: its next occurrence, from the row the write will leave, goes with it.
             then = None
             if planned.get("completed") is True:
@@ -513,7 +512,7 @@ class TaskService(Scoped):
         unless_series, read, series = statements
         for attempt in range(_COMPLETION_TRIES):
             if attempt:
-                self._begin_again()
+                self._next_transaction()
             outcome = self._write_or_stored(unless_series, read, task_id=task_id)
             if outcome is None:  # the transaction goes on after this write
                 break
@@ -522,15 +521,14 @@ class TaskService(Scoped):
                 self._missing_or_stale(task_id, expected)
             if written:
                 return cast(TaskRow, task)
-            self._begin_again()
+            self._next_transaction()
             # Completes a series: its next occurrence is written with the completion.
             rows = self._write_then(
                 series, successor(task), task_id=task_id, read_version=task.version, last=True
             )
             if rows:
                 return cast(TaskRow, rows[0])
-        if self._can_begin_again():
-            self._begin_again()
+        self._next_transaction()
         return self._completing(self._update(task_id, values, expected))
 
     def _update(
