@@ -34,8 +34,8 @@ from backend.services.tasks.saved_filters import SavedFilterService
 from backend.services.tasks.service import TaskService
 from backend.services.tasks.task_children import TaskCommentService
 from backend.services.tasks.task_placement import placement_of
+from backend.services.tasks.task_schedule import created
 from backend.services.tasks.task_statements import INSERTING
-from backend.services.tasks.task_update import created
 from backend.services.transfer.imports import ImportService, Known
 from backend.services.unit_of_work import UnitOfWork
 from backend.transfer.plan import Plan, PlannedTask
