@@ -27,13 +27,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col
 
 from backend.db import scope_check
-from backend.db.scope import OWNER, Scoped, owned
+from backend.db.scope import OWNER, Scoped, Step, owned
 from backend.db.scope_check import Unscoped, problem, scoped_tables, unscoped
 from backend.db.sender import Sender
 from backend.models import Task
 from backend.services.sharing import lists, members
 from backend.services.statements import rules
-from backend.services.tasks.task_sending import Step
 from tests.conftest import Account, count_rows
 
 CALLER = "alice-id"
@@ -386,15 +385,12 @@ def test_the_executor_runs_a_scoped_statement(db_engine: Engine) -> None:
 def test_a_bulk_steps_statement_and_its_reason_are_checked_before_sending(
     db_engine: Engine,
 ) -> None:
-    """`TaskSending._steps` (the task service's own mode, beside it in backend/services/)
-    checks each step's statement and its `reason` as `_read` does: either unscoped refuses the
-    whole message before anything is sent."""
-    from backend.services.tasks.task_sending import TaskSending
-
+    """`Scoped._steps` (a bulk request's mode) checks each step's statement and its `reason` as
+    `_read` does: either unscoped refuses the whole message before anything is sent."""
     scoped = owned(select(col(Task.id)), col(Task.user_id)).where(col(Task.id) == 1)
     unscoped_ = select(literal("x")).where(col(Task.id) == 1)
     with db_engine.connect() as conn:
-        service = TaskSending(Sender(conn, ""), CALLER)
+        service = Scoped(Sender(conn, ""), CALLER)
         for step in (Step(unscoped_, {}, 1), Step(scoped, {}, 1, reason=unscoped_)):
             with pytest.raises(Unscoped):
                 service._steps([step])
@@ -473,12 +469,10 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.dav.answer", "stored_tag"): "no statement: `vtodo.render` of the stored object",
     ("backend.db.scope", "Scoped._read"): "the executor: binds :owner, the sender checks",
     ("backend.db.scope", "Scoped._write"): "the executor: binds, the sender checks",
-    ("backend.services.tasks.task_sending", "TaskSending._write_then"): "the executor: binds the "
+    ("backend.db.scope", "Scoped._write_then"): "the executor: binds the "
     "write and its `then`s, the sender checks",
-    ("backend.services.tasks.task_sending", "TaskSending._write_or_stored"): "the executor: binds "
-    "both, the sender checks",
-    ("backend.services.tasks.task_sending", "TaskSending._steps"): "the executor: renders (checks) "
-    "every step first",
+    ("backend.db.scope", "Scoped._write_or_stored"): "the executor: binds both, the sender checks",
+    ("backend.db.scope", "Scoped._steps"): "the executor: renders (checks) every step first",
     ("backend.db.scope", "Scoped._ahead"): "the executor: binds, the sender checks as it renders",
     ("backend.db.scope", "Scoped._at_commit"): "the executor: binds, the sender checks, queues",
     ("backend.db.sender", "Sender.ahead"): "the sender: renders (compiles and checks) a statement",

@@ -48,9 +48,8 @@ from backend.services.calendar.dav_statements import (
 )
 from backend.services.tasks.service import TaskService
 from backend.services.tasks.task_placement import placement_of
-from backend.services.tasks.task_schedule import SCHEDULE_FIELDS, goes_on, plan_schedule
+from backend.services.tasks.task_schedule import SCHEDULE_FIELDS, created, goes_on, plan_schedule
 from backend.services.tasks.task_statements import INSERTING, PLACED
-from backend.services.tasks.task_update import created
 from backend.services.unit_of_work import UnitOfWork
 
 _UID_TAKEN = "Another object of this collection has this UID"

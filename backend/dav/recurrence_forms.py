@@ -20,13 +20,12 @@ from backend.recurrence import Schedule, day_of, normalize_rule
 from backend.services.calendar.dav_statements import completion_sent
 from backend.services.tasks.service import TaskService
 from backend.services.tasks.task_placement import placement_of
-from backend.services.tasks.task_schedule import SCHEDULE_FIELDS, Planned
+from backend.services.tasks.task_schedule import SCHEDULE_FIELDS, Planned, replanned, successor
 from backend.services.tasks.task_statements import AS_SENT, PLACED
-from backend.services.tasks.task_update import replanned, successor
 
 if TYPE_CHECKING:
+    from backend.db.scope import Then
     from backend.models import TaskRow
-    from backend.services.tasks.task_sending import Then
     from backend.services.unit_of_work import UnitOfWork
 
 # What a completing form writes on the completed occurrence besides its completion: never its

@@ -70,8 +70,8 @@ from backend.models.task_ops import (
     TaskOccurrences,
 )
 from backend.services.tasks.quick_add import QuickAddService
-from backend.services.tasks.service import TaskPage, TaskService
-from backend.services.tasks.task_listing import TaskListQuery
+from backend.services.tasks.service import TaskService
+from backend.services.tasks.task_listing import TaskListQuery, TaskPage
 
 STEM = "/api/tasks/"
 

@@ -39,9 +39,8 @@ from backend.models.task_list import ListName
 from backend.models.task_ops import TaskStatsPublic
 from backend.models.types import Assignees
 from backend.services.sharing.lists import ListService
-from backend.services.tasks.service import TaskService
+from backend.services.tasks.service import InList, TaskService
 from backend.services.tasks.task_listing import TaskListQuery
-from backend.services.tasks.task_update import InList
 from backend.services.unit_of_work import UnitOfWork
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from backend.db.scope import Bound
+from backend.db.scope import Bound, Scoped, Then, decoded
 from backend.errors import Taken
 from backend.models import TaskRow
 from backend.services.calendar.dav_statements import (
@@ -55,7 +55,6 @@ from backend.services.calendar.dav_tags import WRITTEN_TAG
 from backend.services.history.changes import HOLD
 from backend.services.statements.rules import Rule, fires
 from backend.services.tasks.task_bulk import LOCK_TASKS
-from backend.services.tasks.task_sending import TaskSending, Then, decoded
 
 # What an update by href that neither places the task nor touches a rule may fire (the plain
 # PUT's values, `object_writes._plain`): its completion down its subtree (their counts, its
@@ -68,7 +67,7 @@ PLAIN_UPDATE_RULES = (
 )
 
 
-class DavObjectService(TaskSending):
+class DavObjectService(Scoped):
     """The caller's view of one collection's objects, and the kept object's write."""
 
     def lookup(self, sought: Sought, *, commit: bool = True) -> tuple[Any | None, Sequence[Any]]:

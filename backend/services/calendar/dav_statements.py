@@ -248,7 +248,7 @@ _the_list = (
     .subquery("the_list")
 )
 _objects = _listing(0).lateral("objects")
-# A create's row (`w`, `TaskSending._write_then`).
+# A create's row (`w`, `Scoped._write_then`).
 _WRITTEN = table("w", column("id", BigInteger), column("list_id", BigInteger))
 
 

@@ -1,42 +1,79 @@
 """The task service: one user's tasks. Every statement is built with `owned_task` and run by
 `Scoped`, so another's task is indistinguishable from a missing one; outside this class only
-`DavObjectService` sends on `tasks`. Its parts: task_statements, task_update,
-task_placement/task_tree, task_schedule, task_bulk, task_listing."""
+`DavObjectService` sends on `tasks`. Its parts, one job each: task_statements, task_placement
+(with statements/task_tree), task_schedule, task_bulk, task_listing."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from backend.errors import InvalidRequest, NotFound, ServiceUnavailable
+from backend.db.scope import Scoped, StepRefused, Then
+from backend.errors import (
+    AppError,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PreconditionFailed,
+    ServiceUnavailable,
+)
 from backend.models import Priority, Task, TaskCreate, TaskRow, TaskUpdate
 from backend.models.task_ops import BulkOperation, CompleteOp, DeleteOp, MoveOp
 from backend.recurrence import Schedule
+from backend.services.statements.access import Action, denied, require
 from backend.services.statements.rules import Rule, fires
-from backend.services.statements.task_tree import Placement, Refusal, Sent, spaces_lock
+from backend.services.statements.task_tree import (
+    Placement,
+    Refusal,
+    Sent,
+    move_statement,
+    spaces_lock,
+)
 from backend.services.statements.versions import Expected, version_in
 from backend.services.tasks.task_bulk import LOCK_TASKS, bulk_placement, step, step_error, task_of
-from backend.services.tasks.task_listing import FilterChanged, Keyset, ListingShape, TaskListQuery
-from backend.services.tasks.task_placement import anchor_field, placement_of, unassignable
-from backend.services.tasks.task_schedule import SCHEDULE_FIELDS, not_recurring
-from backend.services.tasks.task_sending import StepRefused, Then
+from backend.services.tasks.task_listing import (
+    FilterChanged,
+    Keyset,
+    ListCounts,
+    ListingShape,
+    TaskListQuery,
+    TaskPage,
+    TaskStats,
+)
+from backend.services.tasks.task_placement import (
+    anchor_field,
+    placement_of,
+    refused,
+    unassignable,
+)
+from backend.services.tasks.task_schedule import (
+    SCHEDULE_FIELDS,
+    Planned,
+    created,
+    not_recurring,
+    replanned,
+    successor,
+)
 from backend.services.tasks.task_statements import (
+    ACCESS,
     AS_SENT,
     COMPLETING,
     DELETE,
     DELETE_COMPLETED,
     DELETE_MANY,
     GET,
+    GET_WRITABLE,
     INSERTING,
     NEXT_OCCURRENCE,
     PLACED,
     STATS,
     SUBTREE,
+    TASK_VIEW,
     TOGGLING,
     Inserting,
     completing,
@@ -45,53 +82,45 @@ from backend.services.tasks.task_statements import (
     listing,
     listing_still_empty,
     listing_total,
+    move_statements,
+    own_reminders,
     owned_task,
+    updating,
+    written_view,
 )
-from backend.services.tasks.task_update import CHANGE_RULES, InList, TaskUpdating, created
 
 _T = Task.__table__.c  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class TaskPage:
-    items: Sequence[TaskRow]
-    next: Keyset | None
-    total: int | None
-    # The caller's latest change id in the same snapshot as `items` (when asked for).
-    feed_position: int | None = None
-
-
-@dataclass(frozen=True)
-class ListCounts:
-    """One list's share of the caller's tasks (`list_id` None: the tasks in no list)."""
-
-    list_id: int | None
-    name: str | None
-    total: int
-    pending: int
-    completed: int
-
-    @classmethod
-    def of(cls, list_id: int | None, name: str | None, total: int, completed: int) -> ListCounts:
-        return cls(list_id, name, total, total - completed, completed)
-
-
-@dataclass(frozen=True)
-class TaskStats:
-    total: int
-    pending: int
-    completed: int
-    overdue: int
-    by_priority: dict[str, int]
-    by_list: list[ListCounts]
 
 
 # Re-reads of an empty page that filled up meanwhile, before giving up (503).
 _EMPTY_PAGE_ATTEMPTS = 5
 _NEXT_TO_ITSELF = "A task cannot be placed next to itself"
+# How often a write reading the task first tries before it takes the change lock instead.
+_COMPLETION_TRIES = 3
+
+# What a change of one task may fire (`TaskService.update`, `write_over`).
+CHANGE_RULES = (
+    Rule.PLACE,
+    Rule.COMPLETE_SUBTASKS,
+    Rule.REOPEN_ANCESTORS,
+    Rule.SUBTASK_COUNTS,
+    Rule.REMINDERS,
+    Rule.PRIVATE_REMINDERS,
+    Rule.SUCCESSOR_SUBTASKS,
+    Rule.CHILDREN_FOLLOW,
+    Rule.UNASSIGN_ON_MOVE,
+)
 
 
-class TaskService(TaskUpdating):
+@dataclass(frozen=True)
+class InList:
+    """A change putting the task in the list an agent names (an MCP tool's `list_name`)."""
+
+    change: TaskUpdate
+    list_name: str
+
+
+class TaskService(Scoped):
     def list_page(self, query: TaskListQuery, *, feed_position: bool = False) -> TaskPage:
         """One page; `feed_position`: also the change-feed position in its snapshot."""
         shape = query.shape(feed_position=feed_position)
@@ -199,15 +228,16 @@ class TaskService(TaskUpdating):
     ) -> TaskRow:
         """Write `change` over the task: its schedule over the stored one (read first), its
         placement and a series' next occurrence in one statement, If-Match in its WHERE."""
-        data = change if isinstance(change, TaskUpdate) else change.change
-        list_name = change.list_name if isinstance(change, InList) else None
-        placing = list_name is not None or not data.model_fields_set.isdisjoint(PLACED)
-        placement = placement_of(data, list_name, stay=True) if placing else None
-        values = data.model_dump(exclude_unset=True, include=AS_SENT)
-        if "completed" in data.model_fields_set:
-            values = {**values, **completion(cast(bool, data.completed))}
-        sent = data.model_fields_set & SCHEDULE_FIELDS
-        recurring = "recurrence" in sent and data.recurrence is not None
+        list_name = None
+        if isinstance(change, InList):
+            change, list_name = change.change, change.list_name
+        placing = list_name is not None or not change.model_fields_set.isdisjoint(PLACED)
+        placement = placement_of(change, list_name, stay=True) if placing else None
+        values = change.model_dump(exclude_unset=True, include=AS_SENT)
+        if "completed" in change.model_fields_set:
+            values = {**values, **completion(cast(bool, change.completed))}
+        sent = change.model_fields_set & SCHEDULE_FIELDS
+        recurring = "recurrence" in sent and change.recurrence is not None
         if recurring and placement is not None and placement.parent is Sent.id:
             raise not_recurring()
         if not sent:
@@ -221,7 +251,7 @@ class TaskService(TaskUpdating):
                 return self._write_completing(task_id, statements, values, expected)
             return self._update(task_id, values, expected, last=True)
         # The schedule is the stored one with the sent fields over it: read first, then written.
-        return self._replan(task_id, data, values, expected, placement)
+        return self._replan(task_id, change, values, expected, placement)
 
     @fires(
         Rule.REOPEN_ANCESTORS,
@@ -304,16 +334,16 @@ class TaskService(TaskUpdating):
             last = not any(isinstance(operation, CompleteOp) for operation in operations)
             self._lock_spaces(LOCK_TASKS, task_ids=sorted({o.id for o in operations}))
             rows = self._steps([step(operation) for operation in operations], last=last)
-        except StepRefused as refused:
-            operation = operations[refused.index]
-            error = step_error(operation, refused.reason)
+        except StepRefused as stopped:
+            operation = operations[stopped.index]
+            error = step_error(operation, stopped.reason)
             if isinstance(error, Refusal):
                 # A move's: explained as a PATCH's is, by the caller's role in the row it named.
                 placement = bulk_placement(cast(MoveOp, operation))
                 binds = {**placement.values(), "task_id": operation.id}
-                error = self._refusal(error, placement, binds)
+                error = refused(self._read, error, placement, binds)
             detail = {
-                "field": f"body.operations.{refused.index}",
+                "field": f"body.operations.{stopped.index}",
                 "message": error.message,
                 "type": error.code.lower(),
             }
@@ -336,3 +366,207 @@ class TaskService(TaskUpdating):
         """Delete the caller's completed tasks (with subtrees) into the trash; return how many."""
         rows = self._write(DELETE_COMPLETED, last=True)
         return int(rows[0].deleted) if rows else 0
+
+    # The change over one task (`update`, `set_completed`, `move`, `write_over`): its placement, its
+    # schedule planned over the stored row, a series' next occurrence, why a write matched no row.
+    def _move(
+        self,
+        task_id: int,
+        placement: Placement,
+        expected: Expected,
+        values: dict[str, Any],
+        *,
+        last: bool = False,
+        then: Then | tuple[Then, ...] | None = None,
+        own: list[Any] | None = None,
+    ) -> TaskRow:
+        """The placement statement; `last`: it may commit; `own`: a member's reminders."""
+        if task_id == placement.parent_id:
+            raise self._named_itself(
+                task_id, InvalidRequest.at("body.parent_id", "A task cannot be its own subtask")
+            )
+        checked = expected is not None
+        thens = (then,) if isinstance(then, Then) else then or ()
+        if own is not None:
+            thens += (own_reminders(task_id, own),)
+        if values or own is not None:
+            view = TASK_VIEW
+            if own is not None:  # a member reads back what it sent (`written_view`)
+                sent = bindparam("sent_reminders", own, type_=_T.reminders.type)
+                view = written_view(sent)
+            statement, refusal = move_statement(
+                placement.shape, checked=checked, values=values, returning=view
+            )
+        else:
+            statement, refusal = move_statements(placement.shape, checked)
+        binds = {"task_id": task_id, **placement.values()}
+        if expected is not None:
+            binds["versions"] = sorted(expected)
+        rows = self._write_then(statement, thens, **binds, last=last)
+        moved = next((row for row in rows if row.id == task_id), None)
+        if moved is None:
+            self._refuse(refusal, placement, binds)
+        return cast(TaskRow, moved)
+
+    def _named_itself(self, task_id: int, error: InvalidRequest) -> AppError:
+        """A body naming the task itself: the write's 404 or 403 first, else `error`."""
+        found = self._read(ACCESS, task_id=task_id).first()
+        role = None if found is None else found[-1]
+        return denied(role, Action.TASK_WRITE, NotFound("Task not found")) or error
+
+    def _refuse(self, refusal: Any, placement: Placement, binds: dict[str, Any]) -> NoReturn:
+        """A placement wrote nothing: read why (the failure path's own round trip) and say it."""
+        reason = self._read(refusal, **binds).scalar()
+        if reason is None:  # pragma: no cover - the write and the read share the lock
+            raise Conflict("The task changed while it was being written; retry")
+        raise refused(self._read, Refusal(reason), placement, binds)
+
+    def _replan(
+        self,
+        task_id: int,
+        data: TaskUpdate,
+        values: dict[str, Any],
+        expected: Expected = None,
+        placement: Placement | None = None,
+    ) -> TaskRow:
+        """Write `values`, the schedule planned over the task read first: no lock while planning."""
+        for attempt in range(_COMPLETION_TRIES + 1):
+            # The last try reads under the change lock: nothing can change the task before its
+            # write.
+            locking = attempt == _COMPLETION_TRIES
+            if locking:
+                self._next_transaction()
+            current = self._current(task_id, expected, commit=not locking)
+            planned = replanned(data, values, current, placement)
+            self._next_transaction()
+            # A completion: its next occurrence, from the row the write will leave, goes with it.
+            then = None
+            if planned.get("completed") is True:
+                then = successor(Planned(task_id, planned["due_date"], planned))
+            task = self.write_over(current, planned, placement, () if then is None else (then,))
+            if task is not None:
+                return task
+        raise Conflict("The task changed while it was being written; retry")
+
+    @fires(*CHANGE_RULES)
+    def write_over(
+        self,
+        current: TaskRow,
+        planned: dict[str, Any],
+        placement: Placement | None,
+        thens: tuple[Then, ...] = (),
+    ) -> TaskRow | None:
+        """Write `planned` at the version `current` was read at, committing; None: changed since."""
+        read = frozenset({current.version})
+        if placement is not None:
+            # A member's reminders go in their own statement in the move's message (a trigger would
+            # make them its own on every row of the subtree).
+            own = None
+            if current.user_id != self.user_id and "reminders" in planned:
+                planned = dict(planned)
+                own = planned.pop("reminders")
+                if own == current.reminders:
+                    own = None
+            try:
+                return self._move(
+                    current.id, placement, read, planned, last=True, then=thens, own=own
+                )
+            except PreconditionFailed:
+                return None
+        version = _T.version == current.version
+        return self._update_where(current.id, planned, version, last=True, then=thens)
+
+    def _current(self, task_id: int, expected: Expected, *, commit: bool = True) -> TaskRow:
+        """The stored task (404, or 412 for If-Match); `commit`: the read commits with the entry."""
+        rows = (
+            self._write(GET_WRITABLE, task_id=task_id, last=True)
+            if commit
+            else self._read(GET_WRITABLE, task_id=task_id)
+        )
+        if not rows:
+            self._missing_or_stale(task_id, None)
+        task = cast(TaskRow, rows[0])
+        if expected is not None and task.version not in expected:
+            raise PreconditionFailed()
+        return task
+
+    def _completing(self, task: TaskRow) -> TaskRow:
+        """After a write that may complete `task`: the next occurrence if this transaction completed
+        it (`completed_at == updated_at`), so other writes cost nothing."""
+        if task.completed and task.completed_at == task.updated_at:
+            then = successor(task)
+            if then is not None:
+                self._at_commit(then.alone)
+        return task
+
+    def _write_completing(
+        self,
+        task_id: int,
+        statements: tuple[Any, Any, Any],
+        values: dict[str, Any],
+        expected: Expected = None,
+    ) -> TaskRow:
+        """Write `values` committing in its own message, so no lock is held across the network; a
+        series' completion is read first, then written with its next occurrence
+        (specs/statements.md)."""
+        unless_series, read, series = statements
+        for attempt in range(_COMPLETION_TRIES):
+            if attempt:
+                self._next_transaction()
+            outcome = self._write_or_stored(unless_series, read, task_id=task_id)
+            if outcome is None:  # the transaction goes on after this write
+                break
+            task, written = outcome
+            if task is None:
+                self._missing_or_stale(task_id, expected)
+            if written:
+                return cast(TaskRow, task)
+            self._next_transaction()
+            # Completes a series: its next occurrence is written with the completion.
+            rows = self._write_then(
+                series, successor(task), task_id=task_id, read_version=task.version, last=True
+            )
+            if rows:
+                return cast(TaskRow, rows[0])
+        self._next_transaction()
+        return self._completing(self._update(task_id, values, expected))
+
+    def _update(
+        self, task_id: int, values: dict[str, Any], expected: Expected = None, *, last: bool = False
+    ) -> TaskRow:
+        """One UPDATE ... RETURNING, If-Match's versions in its WHERE: 404 or 412 for no row."""
+        statement = updating(
+            values, *(() if expected is None else version_in(_T.version, expected))
+        )
+        rows = self._write(statement, task_id=task_id, last=last)
+        if not rows:
+            self._missing_or_stale(task_id, expected, assigning="assignees" in values)
+        return cast(TaskRow, rows[0])
+
+    def _missing_or_stale(
+        self, task_id: int, expected: Expected, *, assigning: bool = False
+    ) -> NoReturn:
+        """A write matched no row: 404, 403 (below editor) or 412; only failures read again."""
+        found = self._read(ACCESS, task_id=task_id).first()
+        if found is None:
+            raise NotFound("Task not found")
+        version, role = tuple(found)
+        require(role, Action.TASK_WRITE, NotFound("Task not found"))
+        if expected is not None and version not in expected:
+            raise PreconditionFailed()
+        if assigning:
+            raise unassignable()
+        raise NotFound("Task not found")
+
+    def _update_where(
+        self,
+        task_id: int,
+        values: dict[str, Any],
+        *conditions: ColumnElement[bool],
+        last: bool = False,
+        then: Then | tuple[Then, ...] | None = None,
+    ) -> TaskRow | None:
+        """One UPDATE ... RETURNING, None for no row; `last`: it may commit the request."""
+        statement = updating(values, *conditions)
+        rows = self._write_then(statement, then, task_id=task_id, last=last)
+        return cast(TaskRow, rows[0]) if rows else None

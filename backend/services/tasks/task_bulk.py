@@ -1,5 +1,5 @@
 """Bulk operations (`POST /api/tasks/bulk`): each operation as one statement on its task, all
-sent in one message (`TaskSending._steps`), and why a step that wrote nothing was refused."""
+sent in one message (`Scoped._steps`), and why a step that wrote nothing was refused."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from sqlalchemy import (
     select,
 )
 
-from backend.db.scope import spaces_locked
+from backend.db.scope import Step, decoded, spaces_locked
 from backend.errors import AppError, InvalidRequest, NotFound
 from backend.models import Task, TaskRow
 from backend.models.task import TAGS_MAX_COUNT
@@ -37,7 +37,6 @@ from backend.models.task_ops import (
 )
 from backend.services.statements.access import Action, denied, role_in, role_may
 from backend.services.statements.task_tree import Placement, Refusal, Sent
-from backend.services.tasks.task_sending import Step, decoded
 from backend.services.tasks.task_statements import (
     DELETE,
     TASK_ID,
@@ -88,7 +87,7 @@ _REMOVE_TAG = updating({"tags": func.array_remove(_T.tags, _TAG)})
 
 
 def step(operation: BulkOperation) -> Step:
-    """A bulk operation as one statement on its task (`TaskSending._steps`)."""
+    """A bulk operation as one statement on its task (`Scoped._steps`)."""
     at = {"task_id": operation.id}
     match operation:
         case CompleteOp():

@@ -1,11 +1,12 @@
-"""A task listing as SQL: filters, sort keys and keyset conditions. Every sort key has an index
-`(user_id, <key>, id)`, so a page is a range scan whatever its number; a statement is built once per
-shape and its values bound, so a known shape compiles nothing."""
+"""A task listing as SQL: filters, sort keys and keyset conditions, and its answers (`TaskPage`,
+`TaskStats`). Every sort key has an index `(user_id, <key>, id)`, so a page is a range scan whatever
+its number; a statement is built once per shape and its values bound, so a known shape compiles
+nothing."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -30,7 +31,7 @@ from sqlmodel import col
 
 from backend.db.scope import OWNER, owned
 from backend.errors import ServiceUnavailable
-from backend.models import Priority, SortOrder, Task, TaskSort, TaskStatus
+from backend.models import Priority, SortOrder, Task, TaskRow, TaskSort, TaskStatus
 from backend.models.saved_filter import SavedFilter
 from backend.models.task_list import TaskList
 
@@ -192,6 +193,40 @@ class Keyset:
 
 # Where a listing starts: the first page (None), after a keyset, or among the undated tasks.
 After = Literal["key", "no due date"] | None
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    items: Sequence[TaskRow]
+    next: Keyset | None
+    total: int | None
+    # The caller's latest change id in the same snapshot as `items` (when asked for).
+    feed_position: int | None = None
+
+
+@dataclass(frozen=True)
+class ListCounts:
+    """One list's share of the caller's tasks (`list_id` None: the tasks in no list)."""
+
+    list_id: int | None
+    name: str | None
+    total: int
+    pending: int
+    completed: int
+
+    @classmethod
+    def of(cls, list_id: int | None, name: str | None, total: int, completed: int) -> ListCounts:
+        return cls(list_id, name, total, total - completed, completed)
+
+
+@dataclass(frozen=True)
+class TaskStats:
+    total: int
+    pending: int
+    completed: int
+    overdue: int
+    by_priority: dict[str, int]
+    by_list: list[ListCounts]
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,13 @@
 """Where a task write puts a task (`placement_of`: what a create, PUT or PATCH sent of its list
-and parent), and the error for a placement the database refused (`refused`). The statements
-that place it are backend/services/statements/task_tree.py."""
+and parent), and the error for a placement the database refused (`refused`: by the caller's role
+in the row it named). The statements that place it are backend/services/statements/task_tree.py."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from backend.db.sender import Rows
 from backend.errors import (
     AppError,
     Forbidden,
@@ -15,12 +19,43 @@ from backend.errors import (
 from backend.models import TaskCreate, TaskUpdate
 from backend.models.names import name_key
 from backend.models.task_list import MAX_DEPTH, SUBTASKS_PER_TASK, TASKS_PER_LIST
+from backend.services.sharing.lists import LIST_ROLE, unknown_list
+from backend.services.statements.access import Action, denied
 from backend.services.statements.task_tree import Anchor, Placement, Refusal, Sent
 from backend.services.tasks.task_schedule import not_recurring
+from backend.services.tasks.task_statements import ACCESS
+
+# What a refused placement named: the value bound, and the read of the caller's role in it.
+_NAMED_BY: dict[Refusal, tuple[str, Any, str]] = {
+    Refusal.task: ("task_id", ACCESS, "task_id"),
+    Refusal.parent: ("parent_id", ACCESS, "task_id"),
+    Refusal.anchor: ("anchor_id", ACCESS, "task_id"),
+    Refusal.list: ("list_id", LIST_ROLE, "list_id"),
+}
 
 
-def refused(reason: Refusal, placement: Placement) -> AppError:
-    """Why a placement wrote nothing, as the request's error."""
+def refused(
+    read: Callable[..., Rows], reason: Refusal, placement: Placement, binds: Mapping[str, Any]
+) -> AppError:
+    """Why a placement wrote nothing, as the request's error; `read`: the failure path's own."""
+    if reason is Refusal.list and placement.list is Sent.name:
+        return unknown_list(read, placement.list_name or "", field="body.list")
+    # A row the placement named and could not write, by the caller's role in it: none is 404,
+    # below editor 403, a writable one in another owner's space the 422 of another owner's list.
+    sent, statement, by = _NAMED_BY.get(reason, ("", None, ""))
+    if binds.get(sent) is not None:
+        role = read(statement, **{by: binds[sent]}).first()
+        missing = NotFound("Task not found")
+        below = None if role is None else denied(role[-1], Action.TASK_WRITE, missing)
+        if below is not None:
+            return below
+        if role is not None and reason in (Refusal.parent, Refusal.anchor):
+            field = "body.parent_id" if reason is Refusal.parent else anchor_field(placement)
+            return other_owner(field)
+    return _error(reason, placement)
+
+
+def _error(reason: Refusal, placement: Placement) -> AppError:
     list_field = "body.list" if placement.list is Sent.name else "body.list_id"
     match reason:
         case Refusal.task:

@@ -1,5 +1,6 @@
-"""Recurring tasks' schedule in the task service's writes (`plan_schedule`) and a completed task's
-next occurrence (`SUCCESSOR`); the rule and zone logic is backend/recurrence.py."""
+"""Recurring tasks' schedule in the task service's writes (`plan_schedule`: a create's, `created`; a
+change's over the stored one, `replanned`) and a completed task's next occurrence (`SUCCESSOR`,
+`successor`); the rule and zone logic is backend/recurrence.py."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from backend.db.scope import OWNER
+from backend.db.scope import OWNER, Bound, Then
 from backend.errors import InvalidRequest
-from backend.models import Task, TaskRow
+from backend.models import Task, TaskCreate, TaskRow, TaskUpdate
+from backend.models.task import due_value, reminders_json
 from backend.models.task_fields import COPIED_TO_SUCCESSOR
 from backend.recurrence import HORIZON_YEARS, Schedule, day_start, shift_reminder
 from backend.services.statements.access import Action, may
-from backend.services.tasks.task_statements import PLANNED
+from backend.services.statements.task_tree import Placement, Sent
+from backend.services.tasks.task_statements import AS_SENT, PLANNED
 
 _T = Task.__table__.c  # type: ignore[attr-defined]
 
@@ -207,3 +210,68 @@ def not_recurring() -> InvalidRequest:
         "A subtask does not recur: only top-level tasks have a recurrence (a recurring "
         "task's subtasks come back with each occurrence)",
     )
+
+
+# A due date as the API takes it: a day or an instant.
+Due = datetime | date | None
+
+
+def created(data: TaskCreate) -> dict[str, Any]:
+    """What a create writes of `data`: its fields as sent and its schedule planned."""
+    schedule = plan_schedule(
+        data.recurrence, str(data.time_zone), data.due_date, reminders_json(data.reminders)
+    )
+    return {**data.model_dump(include=AS_SENT), "completed": data.completed, **schedule}
+
+
+def replanned(
+    data: TaskUpdate, values: dict[str, Any], current: TaskRow, placement: Placement | None
+) -> dict[str, Any]:
+    """`values` with the sent schedule over the stored one; a rule under a parent refused."""
+    sent = data.model_fields_set & SCHEDULE_FIELDS
+    plan = (
+        data.recurrence if "recurrence" in sent else current.recurrence,
+        str(data.time_zone) if "time_zone" in sent else current.time_zone,
+        data.due_date
+        if "due_date" in sent
+        else due_value(current.due_date, current.all_day, current.time_zone),
+        reminders_json(data.reminders or []) if "reminders" in sent else current.reminders,
+    )
+    parent = current.parent_id is not None
+    if placement is not None and placement.parent is not Sent.omitted:
+        parent = placement.parent is Sent.id
+    if plan[0] is not None and parent:
+        raise not_recurring()
+    return {**values, **plan_schedule(*plan, current=current)}
+
+
+def successor(
+    task: TaskRow | Planned, *, due: Due = None, reminders: list[Any] | None = None
+) -> Then | None:
+    """The next occurrence of `task` if its series goes on, inserted only if this transaction
+    completed it, reminders moved with the due date (specs/statements.md)."""
+    if not goes_on(task):
+        return None
+    start, next_due = cast(datetime, task.series_start), cast(datetime, task.next_due_date)
+    rule = cast(str, task.recurrence)
+    moved_to = None
+    if due is not None:
+        moved_to = due if isinstance(due, datetime) else day_start(due, task.time_zone)
+    # Shifted to the next due date, as the database shifts its subtasks' and members' reminders.
+    if reminders is None:
+        due_at = cast(datetime, task.due_date)
+        reminders = moved_reminders(task.reminders, due_at, moved_to or next_due)
+    if moved_to is not None:
+        planned = plan_schedule(
+            rule, task.time_zone, moved_to, reminders, current=cast(TaskRow, task)
+        )
+        following_due = planned["next_due_date"]
+    else:
+        following_due = Schedule.of(rule, task.time_zone, start).next_after(next_due)
+    values = {
+        "previous_id": task.id,
+        "successor_due": moved_to,
+        "following_due_date": following_due,
+        "reminders": reminders,
+    }
+    return Then(Bound(SUCCESSOR_FROM_WRITE, values), Bound(SUCCESSOR, values))

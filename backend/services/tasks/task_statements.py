@@ -40,7 +40,7 @@ from sqlalchemy.dialects.postgresql import array as postgresql_array
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
-from backend.db.scope import OWNER, Bound, Stmt, if_member, members_only, owned, space_locked
+from backend.db.scope import OWNER, Bound, Stmt, Then, if_member, members_only, owned, space_locked
 from backend.models import Priority, SortOrder, Task, TaskMemberReminder, TaskSort
 from backend.models.sharing import ListMember
 from backend.models.task_fields import WRITABLE
@@ -61,7 +61,6 @@ from backend.services.tasks.task_listing import (
     order_by,
     sort_key,
 )
-from backend.services.tasks.task_sending import Then
 
 # Every column of `tasks`: statements return plain rows (`TaskRow`), never ORM entities.
 TASK_COLUMNS = tuple(Task.__table__.columns)  # type: ignore[attr-defined]
