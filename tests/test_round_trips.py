@@ -59,6 +59,7 @@ from tests.resources import (
     creators,
     fill_path,
     fill_sample,
+    in_state,
     make_row,
     path_parameters,
     samples,
@@ -787,6 +788,8 @@ def _rest_request(
         known["conversation_id"] = ids["CONVERSATION"]
     for parameter in path_parameters(path):  # any other: made through its collection
         make_row(counted, user, parameter, known, MAKERS)
+    if "{task_id}" in path:  # in the state the route declares (`acts(..., task=...)`)
+        in_state(counted, user, known["task_id"], method, path)
     url = fill_path(path, {**known, "user_id": user.id})
     plain = _plain(path)
     headers = dict(user.headers)
