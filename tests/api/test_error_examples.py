@@ -31,13 +31,16 @@ from backend.config import Settings
 from backend.errors import LimitReached
 from backend.main import create_app
 from backend.models.task_children import CHILDREN, TaskChild
+from backend.services.access import least_role
 from backend.services.changes import prune
 from tests.conftest import ROOT, Account
 from tests.resources import (
     TWIN_PREFIX,
     body_model,
+    body_of,
     creators,
     fill_path,
+    in_state,
     make_row,
     path_parameters,
     samples,
@@ -290,13 +293,10 @@ CHATKIT = {"chatkit_item_not_found"}
 # otherwise): here, and `list_members_full` in tests/sharing/test_invitations.py. Each is
 # compared with what the API answers somewhere in tests/ (`test_every_limit_is_reached`).
 FILLED = {name for name, example in EXAMPLES.items() if example.code == LimitReached.code}
-# A member's refusals, in a list shared by a membership row written on the test's own engine:
-# test_the_sharing_examples.
-SHARED = {
-    "forbidden",
-    "not_the_comment_author",
-    "not_the_comment_author_or_admin",
-}
+# A member's refusal, in a list shared by a membership row written on the test's own engine:
+# test_the_sharing_examples. A task's child's refusals of another's row are generated
+# (`AUTHOR_REFUSALS`).
+SHARED = {"forbidden"}
 # A task's children with a per-task limit and routes: each one's `too_many_<path>` is reached
 # by test_a_childs_limit_example, generated from `CHILDREN`.
 LIMITED = [child for child in CHILDREN if child.per_task and child.path]
@@ -341,11 +341,32 @@ def _sent_twice() -> dict[str, list[str]]:
 SENT_TWICE = _sent_twice()
 
 
+def _author_refusals() -> dict[str, tuple[TaskChild, str]]:
+    """Each refusal of another's row of a task's child with an `author` (api/child_routes.py:
+    `not_the_<noun>_author` where it `edits`, `not_the_<noun>_author_or_<role>` where deleting
+    another's needs more than writing) -> its child and the method that provokes it, from
+    `CHILDREN` and the examples its routes document: a new child needs no line here."""
+    found: dict[str, tuple[TaskChild, str]] = {}
+    for child in CHILDREN:
+        if not (child.author and child.path):
+            continue
+        stem = f"not_the_{child.snake}_author"
+        for name in EXAMPLES:
+            if name == stem:
+                found[name] = (child, "PATCH")
+            elif name.startswith(f"{stem}_or_"):
+                found[name] = (child, "DELETE")
+    return found
+
+
+AUTHOR_REFUSALS = _author_refusals()
+
+
 def test_every_example_is_provoked_or_says_why_not() -> None:
     # rate_limited: test_the_rate_limit_example, on an app with limits on; cursor_expired:
     # test_the_cursor_expired_example, after pruning; a missing row: test_a_missing_row.
     provoked = set(PROVOKE) | NOT_PROVOKED | FILLED | CHAT_PROVIDER | CHATKIT | SHARED
-    provoked |= set(MISSING_ROWS) | set(SENT_TWICE)
+    provoked |= set(MISSING_ROWS) | set(SENT_TWICE) | set(AUTHOR_REFUSALS)
     assert provoked | {"rate_limited", "cursor_expired"} == set(EXAMPLES)
     assert not set(PROVOKE) & NOT_PROVOKED
 
@@ -409,6 +430,8 @@ def test_a_sample_sent_twice(client: TestClient, alice: Account, name: str) -> N
         known: dict[str, int] = {}
         for parameter in path_parameters(path):
             make_row(client, alice, parameter, known, makers)
+        if "task_id" in known:  # in the state the route declares (`acts(..., task=...)`)
+            in_state(client, alice, known["task_id"], "POST", path)
         model = body_model(posts[path])
         assert model is not None and samples(model), f"{path}: no sample body to send twice"
         url, body = fill_path(path, known), samples(model)[0]
@@ -485,8 +508,7 @@ def test_the_sharing_examples(
     register: Callable[..., Account],
     db_engine: Engine,
 ) -> None:
-    """Alice's list shared with Bob as a viewer, then as a commenter: what a member below the
-    role, or not the comment's author, is told."""
+    """Alice's list shared with Bob as a viewer: what a member below the role is told."""
     bob = register()
     list_id = _list(client, alice)
     task = client.post("/api/tasks", json={"title": "t", "list_id": list_id}, headers=alice.headers)
@@ -503,11 +525,7 @@ def test_the_sharing_examples(
     answers = {
         "forbidden": client.post(comments, json={"body": "x"}, headers=bob.headers),
     }
-    with db_engine.begin() as conn:
-        conn.execute(text("UPDATE list_members SET role = 'commenter'"))
-    mine = f"{comments}/{alices['id']}"
-    answers["not_the_comment_author"] = client.patch(mine, json={"body": "x"}, headers=bob.headers)
-    answers["not_the_comment_author_or_admin"] = client.delete(mine, headers=bob.headers)
+    assert client.get(f"{comments}/{alices['id']}", headers=bob.headers).status_code == 200
     with db_engine.begin() as conn:
         conn.execute(text("UPDATE list_members SET role = 'editor'"))
     files = f"/api/tasks/{task.json()['data']['id']}/attachments"
@@ -521,6 +539,47 @@ def test_the_sharing_examples(
     # another's is documented.
     assert "not_the_attachment_author_or_editor" not in EXAMPLES
     assert client.delete(theirs, headers=bob.headers).status_code == 204
+
+
+@pytest.mark.parametrize("name", sorted(AUTHOR_REFUSALS))
+def test_a_childs_refusal_example(
+    client: TestClient,
+    alice: Account,
+    register: Callable[..., Account],
+    db_engine: Engine,
+    name: str,
+) -> None:
+    """Alice's row of the child on her list's task; Bob, a member with the least role that
+    writes the child (`write`), changes it (`PATCH`) or deletes it (`DELETE`): the refusal's
+    example, byte for byte, and the row is still Alice's. Generated from `CHILDREN`: a new
+    child with an `author` needs no case here."""
+    child, method = AUTHOR_REFUSALS[name]
+    bob = register()
+    list_id = _list(client, alice)
+    task = client.post("/api/tasks", json={"title": "t", "list_id": list_id}, headers=alice.headers)
+    template = f"/api/tasks/{{task_id}}/{child.path}"
+    collection = template.format(task_id=task.json()["data"]["id"])
+    made = client.post(
+        collection, **body_of("POST", template, dict(child.sample)), headers=alice.headers
+    )
+    assert made.status_code == 201, made.text
+    row = f"{collection}/{made.json()['data']['id']}"
+    writer = least_role(child.action(writes=True))
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO list_members (user_id, list_id, member_id, role) "
+                "VALUES (:owner, :list, :member, :role)"
+            ),
+            {"owner": alice.id, "list": list_id, "member": bob.id, "role": writer},
+        )
+    body = {k: v for k, v in child.sample.items() if k in child.fields} or dict(child.sample)
+    sent = {"json": body} if method == "PATCH" else {}
+    answer = client.request(method, row, **sent, headers=bob.headers)
+    example = EXAMPLES[name]
+    assert answer.status_code == example.status == 403, answer.text
+    assert answer.json() == example.example()["value"]
+    assert client.get(row, headers=alice.headers).json()["data"] == made.json()["data"]
 
 
 def _user_columns(child: TaskChild) -> list[str]:
