@@ -115,12 +115,25 @@ SAMPLES: dict[str, list[Any]] = {
 
 def samples(model: type[BaseModel]) -> list[Any]:
     """The sample bodies of a body schema: `SAMPLES`'s, else the `examples` the schema declares
-    (`model_config = ConfigDict(json_schema_extra={"examples": [...]})`: Swagger shows them too);
-    none: an empty list (the guards say which schema needs them)."""
+    (`model_config = ConfigDict(json_schema_extra={"examples": [...]})`: Swagger shows them too),
+    else a task's child's declared `sample`, else its required fields' own `examples`; none:
+    an empty list (the guards say which schema needs them)."""
     if model.__name__ in SAMPLES:
         return SAMPLES[model.__name__]
-    examples: list[Any] = model.model_json_schema().get("examples", [])
-    return examples or child_samples().get(model.__name__, [])
+    schema = model.model_json_schema()
+    examples: list[Any] = schema.get("examples", [])
+    return examples or child_samples().get(model.__name__, []) or _from_fields(schema)
+
+
+def _from_fields(schema: dict[str, Any]) -> list[Any]:
+    """A body of each required field's first `examples` (`Field(examples=[3])`), as a tool's
+    arguments are (tests/mcp/test_isolation.py): a schema whose required fields all declare
+    one needs no model-level `examples`; none: no sample."""
+    properties = schema.get("properties", {})
+    required = schema.get("required", [])
+    if not required or any("examples" not in properties[name] for name in required):
+        return []
+    return [{name: properties[name]["examples"][0] for name in required}]
 
 
 @functools.cache
