@@ -25,6 +25,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from backend.api.actions import TASK_STATE
 from backend.api.named_routes import NAMED_RESOURCES
 from backend.api.responses import EXAMPLES
 from backend.config import Settings
@@ -35,16 +36,21 @@ from backend.services.access import least_role
 from backend.services.changes import prune
 from tests.conftest import ROOT, Account
 from tests.resources import (
+    LIST,
+    TASK,
     TWIN_PREFIX,
     body_model,
     body_of,
     creators,
     fill_path,
+    fill_sample,
     in_state,
     make_row,
     path_parameters,
     samples,
+    task_state,
     the_app_routes,
+    unique,
 )
 
 NOT_PROVOKED = {
@@ -323,6 +329,31 @@ def _missing_rows() -> dict[str, list[tuple[str, str]]]:
 MISSING_ROWS = _missing_rows()
 
 
+def _state_refusals() -> dict[str, list[tuple[str, str]]]:
+    """Each example provoked nowhere else that a route declaring its task's state documents
+    (`acts(..., task=...)`, `x-task-state`: a snooze's `no_due_date`) -> those routes (not
+    the /api/{user_id}/ twins): each answers it to its sample on a task not in that state."""
+    document = create_app(Settings(environment="test", jwt_secret="t" * 48)).openapi()
+    elsewhere = {*PROVOKE, *NOT_PROVOKED, *CHAT_PROVIDER, *CHATKIT, *SHARED, *FILLED}
+    elsewhere |= {*MISSING_ROWS, "rate_limited", "cursor_expired"}
+    found: dict[str, list[tuple[str, str]]] = {}
+    for path, operations in document["paths"].items():
+        if path.startswith(TWIN_PREFIX):
+            continue
+        for method, operation in operations.items():
+            if TASK_STATE not in operation:
+                continue
+            for response in operation["responses"].values():
+                content = response.get("content", {}).get("application/json", {})
+                for name in content.get("examples", {}):
+                    if name in EXAMPLES and name not in elsewhere:
+                        found.setdefault(name, []).append((method.upper(), path))
+    return found
+
+
+STATE_REFUSALS = _state_refusals()
+
+
 def _sent_twice() -> dict[str, list[str]]:
     """Each 409 example provoked nowhere else -> the POST routes (under /api/, not a twin)
     that document it, from the document."""
@@ -333,7 +364,8 @@ def _sent_twice() -> dict[str, list[str]]:
             continue
         content = operations["post"]["responses"].get("409", {}).get("content", {})
         for name in content.get("application/json", {}).get("examples", {}):
-            if name not in {*PROVOKE, *NOT_PROVOKED, *CHAT_PROVIDER, *CHATKIT, *SHARED}:
+            provoked = {*PROVOKE, *NOT_PROVOKED, *CHAT_PROVIDER, *CHATKIT, *SHARED, *STATE_REFUSALS}
+            if name not in provoked:
                 found.setdefault(name, []).append(path)
     return found
 
@@ -366,7 +398,7 @@ def test_every_example_is_provoked_or_says_why_not() -> None:
     # rate_limited: test_the_rate_limit_example, on an app with limits on; cursor_expired:
     # test_the_cursor_expired_example, after pruning; a missing row: test_a_missing_row.
     provoked = set(PROVOKE) | NOT_PROVOKED | FILLED | CHAT_PROVIDER | CHATKIT | SHARED
-    provoked |= set(MISSING_ROWS) | set(SENT_TWICE) | set(AUTHOR_REFUSALS)
+    provoked |= set(MISSING_ROWS) | set(SENT_TWICE) | set(AUTHOR_REFUSALS) | set(STATE_REFUSALS)
     assert provoked | {"rate_limited", "cursor_expired"} == set(EXAMPLES)
     assert not set(PROVOKE) & NOT_PROVOKED
 
@@ -539,6 +571,37 @@ def test_the_sharing_examples(
     # another's is documented.
     assert "not_the_attachment_author_or_editor" not in EXAMPLES
     assert client.delete(theirs, headers=bob.headers).status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("name", "route"),
+    [(name, route) for name, routes in sorted(STATE_REFUSALS.items()) for route in routes],
+    ids=lambda value: value if isinstance(value, str) else " ".join(value),
+)
+def test_a_task_not_in_the_declared_state(
+    client: TestClient, alice: Account, name: str, route: tuple[str, str]
+) -> None:
+    """The route's sample on a task made from the first sample of a task (none of the state's
+    fields set; the path's other rows Alice's own): the example, byte for byte, and the task
+    unchanged. Generated from the route's declaration: no case written here."""
+    method, path = route
+    routes = the_app_routes()
+    makers = creators(routes)
+    known: dict[str, int] = {}
+    for parameter in path_parameters(path):
+        make_row(client, alice, parameter, known, makers)
+    task = f"/api/tasks/{known['task_id']}"
+    before = client.get(task, headers=alice.headers).json()["data"]
+    assert {key: before[key] for key in task_state(method, path)} != task_state(method, path)
+    model = body_model(next(r for r in routes if r.path == path and method in r.methods))
+    body = None
+    if model is not None:
+        rows = {TASK: known["task_id"], LIST: known.get("list_id", 0)}
+        body = fill_sample(unique(samples(model)[0], model), rows)
+    answer = client.request(method, fill_path(path, known), json=body, headers=alice.headers)
+    assert answer.status_code == EXAMPLES[name].status, answer.text
+    assert answer.json() == EXAMPLES[name].example()["value"]
+    assert client.get(task, headers=alice.headers).json()["data"] == before
 
 
 @pytest.mark.parametrize("name", sorted(AUTHOR_REFUSALS))
