@@ -327,11 +327,11 @@ def describe(exc: Exception) -> ErrorParts:
 
 
 class DatabaseTimeout(psycopg2.OperationalError):
-    """No answer within the timeout: the watchdog (`backend/db/deadline.py`) shut the connection."""
+    """No answer within the timeout: the watchdog (`backend/db/engine.py`) shut the connection."""
 
 
 class DatabaseUnresponsive(psycopg2.OperationalError):
-    """The breaker is open (`backend/db/deadline.py`): not even tried."""
+    """The breaker is open (`backend/db/engine.py`): not even tried."""
 
 
 def _unavailable_message(exc: Exception) -> str:

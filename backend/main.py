@@ -22,9 +22,9 @@ from backend.api.routes import api_router, tag_descriptions
 from backend.api.routes.attachments import UPLOAD_PATH, upload_body_limit
 from backend.api.routes.imports import IMPORTS_PATH
 from backend.api.routes.imports import body_limit as import_body_limit
+from backend.auth.bearer import TokenVerifier
 from backend.auth.password_cache import VerifiedPasswords
 from backend.auth.passwords import dummy_hash
-from backend.auth.verifier import TokenVerifier
 from backend.chat.stack import Preload
 from backend.config import Settings, get_settings
 from backend.dav.routes import DAV_PATHS, own_bodies

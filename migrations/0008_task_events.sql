@@ -10,7 +10,7 @@
 -- (`task_events_lock`) from before its first change until it ends, so one user's changes are
 -- inserted and committed one transaction at a time: within a user, `id` order is commit
 -- order, and a reader that sees a user's row `n` sees every row of that user below `n`.
--- Requests take the lock when they enter (backend/services/users.py, with the account
+-- Requests take the lock when they enter (backend/services/accounts/users.py, with the account
 -- check), before any row lock; the trigger takes it again (a no-op then) for any other writer.
 CREATE TABLE task_events (
     id              BIGINT      GENERATED ALWAYS AS IDENTITY,

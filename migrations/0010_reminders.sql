@@ -1,5 +1,5 @@
 -- depends: 0009_recurrence
--- Reminders, delivered by the worker (backend/services/reminders.py, specs/events.md).
+-- Reminders, delivered by the worker (backend/services/delivery/reminders.py, specs/events.md).
 --
 -- `task_reminders` is the schedule: one row per reminder instant of a task. A trigger on
 -- `tasks` keeps it in step with the task in the writing transaction, whatever wrote it

@@ -17,7 +17,7 @@
 --   deleting a parent deletes its subtree, each task once.
 -- - `position`: its place among its siblings (same user, list and parent), ascending.
 --   Integers with gaps: a move writes one row (a midpoint), and respaces a few neighbours only
---   when two are adjacent (backend/services/task_tree.py). Unique per sibling group, NULLs
+--   when two are adjacent (backend/services/statements/task_tree.py). Unique per sibling group, NULLs
 --   (no list, top level) counted as one group, checked at the end of each statement.
 --
 -- Existing tasks stay where they are: in no list, top level, and in the order the listing

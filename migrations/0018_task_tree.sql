@@ -11,7 +11,7 @@
 --    has an open subtask.
 -- 4. The tree's shape: a subtask is in its parent's list, no task is its own ancestor, and a
 --    task has at most three ancestors. The API refuses a write that would break this with a
---    422 before it is sent (backend/services/task_tree.py); this check is what makes it hold
+--    422 before it is sent (backend/services/statements/task_tree.py); this check is what makes it hold
 --    for any other writer (a violation is SQLSTATE 23514, `ck_tasks_tree`).
 -- 5. A recurring task's next occurrence gets a fresh copy of the completed occurrence's
 --    subtasks (its checklist), pending, in the same places; a copy's `previous_task_id` names

@@ -1,7 +1,7 @@
 -- depends: 0020_refusals_without_errors
 -- What a successor copies comes from the table, not from a hand list (issue 31, item 5).
 --
--- A recurring task's next occurrence (inserted by the app, backend/services/tasks.py) and the
+-- A recurring task's next occurrence (inserted by the app, backend/services/tasks/service.py) and the
 -- copies of its subtasks (inserted by `tasks_copy_subtasks`, migration 0018) take every column
 -- of `tasks` from the occurrence they continue, but for the columns named by
 -- `tasks_not_copied()`: the row's own identity and history, its completion, what the schedule

@@ -1,7 +1,7 @@
 -- depends: 0030_activity
 -- Assignees (issue 39): who a task is for, as user ids on the task itself (read with it, no
 -- join). Each is the task's owner or a member of its list, checked by the statement that
--- writes them (backend/services/assignees.py `assignable`). A member removed from a list (or
+-- writes them (backend/services/statements/assignees.py `assignable`). A member removed from a list (or
 -- whose account goes) is unassigned from that list's tasks, and only those, in the same
 -- transaction: each such task's version moves on, so its ETag and the change feed say so.
 -- The check runs when the transaction commits (a deferred constraint trigger), so a member

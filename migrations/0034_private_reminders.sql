@@ -3,7 +3,7 @@
 -- task's `reminders` are its owner's (the list owner's, for a shared list's task); a member's
 -- own are a row of `task_member_reminders`, in the owner's space like every row of the list.
 -- The task's `reminders` as a caller reads them is its own (`TASK_VIEW`,
--- backend/services/task_statements.py).
+-- backend/services/tasks/task_statements.py).
 --
 -- 1. A member's write of `reminders` (create, PATCH, PUT, a series' next occurrence: any
 --    statement the request sends, `task_api.actor` not the task's owner) writes the member's

@@ -9,7 +9,7 @@
 -- `task_events_horizon(caller)` is 0030's `task_events_horizon()` restricted to the busy
 -- spaces that are the caller's: the same bound for one caller after its own hold, and for each
 -- of many after their common hold no bound from a space that is not its own. The feed's page
--- (backend/services/changes.py) reads it for one caller and for many alike. 0030's two stay
+-- (backend/services/history/changes.py) reads it for one caller and for many alike. 0030's two stay
 -- (a server of the previous release, during a rolling deploy, still sends them).
 CREATE FUNCTION task_events_hold_many(p_callers TEXT[]) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE AS $$

@@ -12,7 +12,7 @@
 -- object leaves when it moves (the old list's collection reports its name gone; the new
 -- list's sees the task's own `updated`). Recorded as delivered: DAV's bookkeeping, not an
 -- event for the sinks, the activity or the REST feed, which leave the type out
--- (backend/services/changes.py `DAV_EVENT`).
+-- (backend/services/history/changes.py `DAV_EVENT`).
 CREATE FUNCTION task_dav_objects_record_change() RETURNS trigger
 LANGUAGE plpgsql SET TimeZone = 'UTC' AS $$
 DECLARE

@@ -7,7 +7,7 @@
 -- it). `time_zone`: the zone an email names the due time in (NULL: the task's own).
 --
 -- `reminder_deliveries`: one row per (reminder event, channel, subscription), written by the
--- trigger below in the transaction that fires the reminder (backend/services/reminders.py),
+-- trigger below in the transaction that fires the reminder (backend/services/delivery/reminders.py),
 -- so a fired reminder is never without its deliveries. The events worker leases due rows
 -- (`next_attempt_at` moved a lease ahead, `attempts` counted, committed), sends with no
 -- transaction open, then deletes a delivered row, or records the failure (backoff) or its end

@@ -5,7 +5,7 @@
 -- mode) keeps that override in the object it holds, as it sent it. The completed occurrence
 -- is a task (REST and MCP list it) but no DAV object of its own: its kept object is marked
 -- `within` when the series' object goes on to the next occurrence, and every DAV read leaves
--- out a task whose kept object is `within` and not served (backend/services/dav_objects.py
+-- out a task whose kept object is `within` and not served (backend/services/calendar/dav_objects.py
 -- `_listing`). A `within` object a restore or a move serves again (`task_dav_objects_serve`)
 -- is an object of its own once more.
 ALTER TABLE task_dav_objects ADD COLUMN within BOOLEAN NOT NULL DEFAULT false;

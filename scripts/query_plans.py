@@ -46,11 +46,11 @@ from backend.db.scope import OWNER
 from backend.events import outbox
 from backend.models import Priority, SortOrder, TaskSort, TaskStatus
 from backend.models.task_ops import TaskMove
-from backend.services import activity, changes
-from backend.services.lists import ALL_LISTS as LISTS
-from backend.services.task_listing import NONE, Keyset, TaskFilters, TaskListQuery
-from backend.services.task_statements import GET, SUBTREE, listing, move_statements, updating
-from backend.services.task_tree import Placement
+from backend.services.history import activity, changes
+from backend.services.sharing.lists import ALL_LISTS as LISTS
+from backend.services.statements.task_tree import Placement
+from backend.services.tasks.task_listing import NONE, Keyset, TaskFilters, TaskListQuery
+from backend.services.tasks.task_statements import GET, SUBTREE, listing, move_statements, updating
 from scripts.seeding import seed, seed_shares, seed_tree
 
 CALLER = "user-42"

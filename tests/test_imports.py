@@ -30,7 +30,7 @@ DOMAIN = (
     "models/**/*.py",
     "services/**/*.py",
     "contracts/**/*.py",
-    "dav/vtodo.py",
+    "ical/vtodo.py",
     "dav/recurrence_forms.py",
     "transfer/plan.py",
     "transfer/sources/**/*.py",
@@ -66,7 +66,7 @@ def test_domain_modules_load_no_web_framework() -> None:
     modules = domain_modules()
     assert {
         "backend.errors",
-        "backend.services.tasks",
+        "backend.services.tasks.service",
         "backend.models.task",
         "backend.contracts.task_listing",
     } <= set(modules)
@@ -274,7 +274,7 @@ def test_backend_has_no_import_cycle() -> None:
     # The parser sees imports inside functions too (start-up cost keeps many of them lazy),
     # and type-only ones.
     assert "backend.api.errors" in graph["backend.server"]
-    assert "backend.services.task_sending" in graph["backend.dav.recurrence_forms"]
+    assert "backend.services.tasks.task_sending" in graph["backend.dav.recurrence_forms"]
     found = cycles(graph)
     assert not found, "import cycles in backend/ (break each, e.g. by moving what both need):\n" + (
         "\n".join("  " + " -> ".join(cycle) for cycle in found)
@@ -293,18 +293,31 @@ def test_cycle_finder_finds_cycles() -> None:
 # never one above (inside functions too; `if TYPE_CHECKING:` never runs and is not read). A
 # request goes down them: uvicorn's protocol (server.py) -> the app (main.py, api/) -> the
 # transports' shared parts (chat on the MCP tools) -> the contracts both accept -> services
-# (and registry.py, the unit of work that binds them to a request) -> the data layer (db/:
+# (and unit_of_work.py, which binds them to a request) -> the data layer (db/:
 # engine, sender, scope) -> tables and types (models/) -> what everything uses (errors, config).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("backend", "backend.config", "backend.errors", "backend.recurrence", "backend.quickadd"),
     ("backend.models", "backend.observability"),
     ("backend.auth",),
     ("backend.db",),
+    # services: the shared statements, then the domains, each importing only those below it,
+    # then the unit of work that binds them to a request and what opens units of its own.
+    ("backend.services.statements", "backend.services.rate_limits", "backend.services.idempotency"),
+    (
+        "backend.services.history",
+        "backend.services.accounts",
+        "backend.services.delivery",
+        "backend.services.chat",
+    ),
+    ("backend.services.sharing",),
+    ("backend.services.tasks",),
+    ("backend.services.calendar", "backend.services.transfer"),
+    ("backend.services.unit_of_work", "backend.services.health"),
     ("backend.services",),
     (
         "backend.contracts",
         "backend.events",
-        "backend.dav.vtodo",
+        "backend.ical",
         "backend.dav.recurrence_forms",
         "backend.transfer",
     ),

@@ -37,8 +37,8 @@ from backend.config import Settings
 from backend.dav.routes import _EVERY_METHOD as DAV_METHODS
 from backend.main import create_app
 from backend.mcp.tools import TOOLS
-from backend.services.dav_objects import DavObjectService
-from backend.services.saved_filters import saved_queries
+from backend.services.calendar.dav_objects import DavObjectService
+from backend.services.tasks.saved_filters import saved_queries
 from scripts.bench.dbproxy import DbProxy
 from scripts.statement_sizes import LIMIT, recording
 from tests.chat import fake_model

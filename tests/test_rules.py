@@ -1,4 +1,4 @@
-"""The database's rules, named in the services (issue 37, item 3; backend/services/rules.py).
+"""The database's rules, named in the services (issue 37, item 3; services/statements/rules.py).
 
 Every declared rule names triggers and cascading keys that exist in the migrated database;
 every trigger and cascading key there is a rule's or plumbing with its reason, so a new
@@ -34,7 +34,7 @@ import backend.services
 from backend.config import Settings
 from backend.main import create_app
 from backend.models.task_children import CHILDREN
-from backend.services.rules import PLUMBING, RULES, DatabaseRule
+from backend.services.statements.rules import PLUMBING, RULES, DatabaseRule
 from tests.api.test_app_passwords import basic, create
 from tests.chat import fake_model
 from tests.chat.conftest import chat_settings
@@ -161,7 +161,7 @@ def test_every_trigger_is_named(db_engine: Engine) -> None:
         name for name in (*triggers, *cascades) if name not in declared and not _plumbing(name)
     )
     assert unnamed == [], (
-        "name each in backend/services/rules.py: a Rule (and @fires on the methods whose "
+        "name each in services/statements/rules.py: a Rule (and @fires on the methods whose "
         f"write fires it) or PLUMBING with the reason: {unnamed}"
     )
     stale = [p for p in PLUMBING if not any(fnmatch(n, p) for n in (*triggers, *cascades))]
@@ -172,8 +172,9 @@ def test_every_trigger_is_named(db_engine: Engine) -> None:
 def _declaring_methods() -> dict[CodeType, Any]:
     """Every method in backend/services that names a rule, by its code object."""
     found: dict[CodeType, Any] = {}
-    for module_info in pkgutil.iter_modules(backend.services.__path__):
-        module = importlib.import_module(f"backend.services.{module_info.name}")
+    services = pkgutil.walk_packages(backend.services.__path__, "backend.services.")
+    for module_info in services:
+        module = importlib.import_module(module_info.name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if cls.__module__ != module.__name__:
                 continue
@@ -692,7 +693,7 @@ REGENERATE = "python -c \"from tests.test_rules import rules_table; print(rules_
 
 def test_the_table_in_statements_md() -> None:
     """specs/statements.md lists the rules as declared (a new trigger or cascading key is a
-    new `Rule` in backend/services/rules.py, then a new line here): the failure says the
+    new `Rule` in backend/services/statements/rules.py, then a new line here): the failure says the
     command that prints the table to paste."""
     table = rules_table()
     assert table in (ROOT / "specs" / "statements.md").read_text(), (

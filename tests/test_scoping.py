@@ -31,8 +31,9 @@ from backend.db.scope import OWNER, Scoped, owned
 from backend.db.scope_check import Unscoped, problem, scoped_tables, unscoped
 from backend.db.sender import Sender
 from backend.models import Task
-from backend.services import lists, members, rules
-from backend.services.task_sending import Step
+from backend.services.sharing import lists, members
+from backend.services.statements import rules
+from backend.services.tasks.task_sending import Step
 from tests.conftest import Account, count_rows
 
 CALLER = "alice-id"
@@ -217,7 +218,7 @@ def test_the_feeds_page_for_many_callers_is_the_one_callers_checked() -> None:
     lateral page is the one caller's page's SQL, character for character."""
     from sqlalchemy.dialects import postgresql
 
-    from backend.services import changes
+    from backend.services.history import changes
 
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     assert unscoped(changes._PAGES) is None
@@ -246,7 +247,7 @@ def test_a_change_of_owner_passes_only_where_it_is_allowed() -> None:
 
 
 def test_the_owner_changes_are_the_ones_rules_names() -> None:
-    """The statements marked `changes_owner` are those backend/services/rules.py
+    """The statements marked `changes_owner` are those backend/services/statements/rules.py
     `OWNER_CHANGES` names, each one an UPDATE that sets `user_id` (not a stale name)."""
     import importlib
 
@@ -262,7 +263,7 @@ def test_the_owner_changes_are_the_ones_rules_names() -> None:
         finally:
             scope_check._OWNER_CHANGES.add(statement)
         assert unscoped(statement) is None, name
-    assert set(rules.OWNER_CHANGES) == {"backend.services.members._TRANSFER"}
+    assert set(rules.OWNER_CHANGES) == {"backend.services.sharing.members._TRANSFER"}
     assert members._TRANSFER in scope_check._OWNER_CHANGES
 
 
@@ -388,7 +389,7 @@ def test_a_bulk_steps_statement_and_its_reason_are_checked_before_sending(
     """`TaskSending._steps` (the task service's own mode, beside it in backend/services/)
     checks each step's statement and its `reason` as `_read` does: either unscoped refuses the
     whole message before anything is sent."""
-    from backend.services.task_sending import TaskSending
+    from backend.services.tasks.task_sending import TaskSending
 
     scoped = owned(select(col(Task.id)), col(Task.user_id)).where(col(Task.id) == 1)
     unscoped_ = select(literal("x")).where(col(Task.id) == 1)
@@ -472,11 +473,11 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.dav.answer", "stored_tag"): "no statement: `vtodo.render` of the stored object",
     ("backend.db.scope", "Scoped._read"): "the executor: binds :owner, the sender checks",
     ("backend.db.scope", "Scoped._write"): "the executor: binds, the sender checks",
-    ("backend.services.task_sending", "TaskSending._write_then"): "the executor: binds the "
+    ("backend.services.tasks.task_sending", "TaskSending._write_then"): "the executor: binds the "
     "write and its `then`s, the sender checks",
-    ("backend.services.task_sending", "TaskSending._write_or_stored"): "the executor: binds "
+    ("backend.services.tasks.task_sending", "TaskSending._write_or_stored"): "the executor: binds "
     "both, the sender checks",
-    ("backend.services.task_sending", "TaskSending._steps"): "the executor: renders (checks) "
+    ("backend.services.tasks.task_sending", "TaskSending._steps"): "the executor: renders (checks) "
     "every step first",
     ("backend.db.scope", "Scoped._ahead"): "the executor: binds, the sender checks as it renders",
     ("backend.db.scope", "Scoped._at_commit"): "the executor: binds, the sender checks, queues",
@@ -488,7 +489,7 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.db.sender", "inline"): "the sender: renders a checked statement's parameters",
     ("backend.db.engine", "_learn_server_clock"): "the engine: the server's clock, no table",
     ("backend.db.engine", "_keep_heap"): "the engine: a new connection's heap kept, no table",
-    ("backend.db.deadline", "BreakerPool.connect"): "the pool: a new connection's probe",
+    ("backend.db.engine", "BreakerPool.connect"): "the pool: a new connection's probe",
     ("backend.db.preflight", "probe"): "startup: the database answers, before any request",
     ("backend.events.outbox", "backlog"): "the outbox worker: every user's pending events",
     ("backend.events.deliveries", "DeliveryQueue.exchange"): "the events worker: the leased "
@@ -510,36 +511,52 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.events.outbox", "live_sinks"): "the outbox worker and `events status`: every "
     "worker's registered sinks (no user_id)",
     ("backend.events.outbox", "requeue"): "the outbox admin command: every user's",
-    ("backend.services.changes", "prune"): "the prune command and the worker: every user's",
+    ("backend.services.history.changes", "prune"): "the prune command and the worker: every user's",
     ("backend.db.sender", "read_for_callers"): "the sender: compiles and checks (`_compiled`) "
     "the live reader's message, each caller bound (`scope.each_caller`)",
     ("backend.services.live", "feed_head"): "the live streams' reader: every user's newest id",
     ("backend.services.live", "moved_since"): "the live streams' reader: whose feeds moved",
-    ("backend.services.stream_tickets", "use"): "a stream ticket names its user: used (deleted) "
-    "by its hash before any caller is known",
+    (
+        "backend.services.accounts.stream_tickets",
+        "use",
+    ): "a stream ticket names its user: used (deleted) by its hash before any caller is known",
     ("backend.services.idempotency", "prune_expired"): "the prune command: every user's",
-    ("backend.services.reminders", "fire_due"): "the worker: every user's due reminders",
-    ("backend.services.trash", "purge_expired"): "the worker: every user's trash past its days",
-    ("backend.services.imports", "claim"): "the import runner: every user's queued imports (or "
+    ("backend.services.delivery.reminders", "fire_due"): "the worker: every user's due reminders",
+    (
+        "backend.services.history.trash",
+        "purge_expired",
+    ): "the worker: every user's trash past its days",
+    (
+        "backend.services.transfer.imports",
+        "claim",
+    ): "the import runner: every user's queued imports (or "
     "one whose runner's lease ran out); the run then works as the import's owner",
-    ("backend.services.attachments", "sweep_orphans"): "the worker: which stored objects any "
+    ("backend.services.tasks.attachments", "sweep_orphans"): "the worker: which stored objects any "
     "attachment (or trash) still names, every user's",
     ("backend.services.health", "pending_migrations"): "readiness: the migrations table",
     ("backend.services.rate_limits", "RateLimiter._hit"): "counters keyed by token subject "
     "or IP, before an account is read",
     ("backend.services.rate_limits", "RateLimiter._hit_then"): "an address's confirmation "
     "counters, keyed by the account's subject, then by the mailbox (no per-user table)",
-    ("backend.services.registry", "UnitOfWork.__exit__"): "COMMIT (with what was queued for it, "
-    "checked when queued), or the caller's entry alone",
-    ("backend.services.registry", "UnitOfWork._feed_entry"): "a feed's fetch: its count, "
+    (
+        "backend.services.unit_of_work",
+        "UnitOfWork.__exit__",
+    ): "COMMIT (with what was queued for it, checked when queued), or the caller's entry alone",
+    ("backend.services.unit_of_work", "UnitOfWork._feed_entry"): "a feed's fetch: its count, "
     "rendered (compiled and checked: `render`) to ride in the entry, by the token's hash",
-    ("backend.services.registry", "UnitOfWork._refused"): "the write's recount after a "
+    ("backend.services.unit_of_work", "UnitOfWork._refused"): "the write's recount after a "
     "refusal: the caller's counter, no per-user table",
-    ("backend.services.users", "UserService.delete"): "the accounts table (no user_id)",
-    ("backend.services.users", "UserService.find_by_email"): "the accounts table (no user_id)",
-    ("backend.services.users", "UserService.get"): "the accounts table (no user_id)",
-    ("backend.services.users", "UserService.register"): "the accounts table (no user_id)",
-    ("backend.services.users", "UserService.revoke_tokens"): "the accounts table (no user_id)",
+    ("backend.services.accounts.users", "UserService.delete"): "the accounts table (no user_id)",
+    (
+        "backend.services.accounts.users",
+        "UserService.find_by_email",
+    ): "the accounts table (no user_id)",
+    ("backend.services.accounts.users", "UserService.get"): "the accounts table (no user_id)",
+    ("backend.services.accounts.users", "UserService.register"): "the accounts table (no user_id)",
+    (
+        "backend.services.accounts.users",
+        "UserService.revoke_tokens",
+    ): "the accounts table (no user_id)",
 }
 # A connection's (or cursor's) ways to run a statement: `self._read(...).scalar()` reads a
 # result, so a call on a call's result is not one; a connection or cursor is a name.

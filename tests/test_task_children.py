@@ -22,8 +22,8 @@ from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.models.references import Action
 from backend.models.task_children import CHILDREN, NOT_CHILDREN, TaskChild
-from backend.services.child_rows import ChildRows, TaskChildService
-from backend.services.registry import UnitOfWork
+from backend.services.tasks.child_rows import ChildRows, TaskChildService
+from backend.services.unit_of_work import UnitOfWork
 from tests.conftest import Account
 from tests.sharing.helpers import add_member, make_list, make_task
 

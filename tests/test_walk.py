@@ -8,7 +8,8 @@ same walk on any machine.
 
 `CEILINGS` hold today's counts: a change that lengthens the path fails here until it is
 shortened or the ceiling is raised with its reason. Issue 37's targets (GET 35, PATCH 50)
-are met (specs/statements.md, "The walk").
+are met (specs/statements.md, "The walk"). `FILES` bounds the files those functions are in:
+the ideas a reader opens to follow the request (issue 91: a GET 14, a member's PATCH 20).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from backend.config import Settings
 from backend.main import create_app
 from backend.observability.metrics import POOL_SAMPLER
 from tests.conftest import Account
+from tests.sharing.helpers import join, make_list, make_task
 
 BACKEND = str(Path(__file__).resolve().parent.parent / "backend")
 
@@ -40,6 +42,11 @@ CEILINGS = {
     "PATCH /api/tasks/{task_id}/complete": 47,
     # `created`'s values written by `write_new`: DAV composes its create from the same two.
     "POST /api/tasks": 56,
+    "PATCH /api/tasks/{task_id} by a member": 50,
+}
+FILES = {
+    "GET /api/tasks/{task_id}": 14,
+    "PATCH /api/tasks/{task_id} by a member": 18,
 }
 
 
@@ -108,6 +115,10 @@ def test_one_request_walks_a_bounded_path(
     headers = account.headers
     task = client.post("/api/tasks", json={"title": "walked"}, headers=headers).json()["data"]
     path = f"/api/tasks/{task['id']}"
+    member = register()
+    shared = make_list(client, account)
+    join(client, account, member, shared, "editor")
+    theirs = f"/api/tasks/{make_task(client, account, 'shared', list_id=shared)}"
     sends: dict[str, Callable[[], Any]] = {
         "GET /api/tasks": lambda: client.get("/api/tasks", headers=headers),
         "GET /api/tasks/{task_id}": lambda: client.get(path, headers=headers),
@@ -120,6 +131,9 @@ def test_one_request_walks_a_bounded_path(
         "POST /api/tasks": lambda: client.post(
             "/api/tasks", json={"title": "walked"}, headers=headers
         ),
+        "PATCH /api/tasks/{task_id} by a member": lambda: client.patch(
+            theirs, json={"title": "walked by a member"}, headers=member.headers
+        ),
     }
     _traced(tracer, sends[route])
     functions = tracer.functions()
@@ -127,4 +141,8 @@ def test_one_request_walks_a_bounded_path(
     assert len(functions) <= CEILINGS[route], (
         f"{route} passes through {len(functions)} project functions in "
         f"{len(tracer.files())} files (ceiling {CEILINGS[route]}):\n" + "\n".join(functions)
+    )
+    assert len(tracer.files()) <= FILES.get(route, len(tracer.files())), (
+        f"{route} passes through {len(tracer.files())} files (ceiling {FILES[route]}):\n"
+        + "\n".join(functions)
     )

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.dialects import postgresql
 
-from backend.services.task_statements import (
+from backend.services.tasks.task_statements import (
     COMPLETING,
     GET,
     TOGGLING,

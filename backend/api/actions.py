@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 
 from backend.models.references import Action
 from backend.models.task import TaskUpdate
-from backend.services.access import least_role
+from backend.services.statements.access import least_role
 
 ACTION = "x-action"
 FEED = "x-feed-action"

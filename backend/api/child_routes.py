@@ -6,6 +6,7 @@ summaries, the path parameter, error examples and envelope names derive from its
 `path`. No `from __future__ import annotations`: FastAPI reads the endpoints' annotations.
 """
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Path, Request, Response, status
@@ -14,7 +15,7 @@ from pydantic import BaseModel, create_model
 from backend.api.actions import acts
 from backend.api.deps import Door, DoorRoute, uses
 from backend.api.named_routes import camel
-from backend.api.pagination import Cursor, PageSize, decode_row_cursor, encode_row_cursor
+from backend.api.pagination import Cursor, PageSize, row_page
 from backend.api.responses import (
     FORBIDDEN,
     INVALID_CURSOR,
@@ -27,13 +28,13 @@ from backend.api.responses import (
 )
 from backend.api.routes.tasks import TaskId
 from backend.errors import LimitReached
-from backend.models.common import DataEnvelope, DecimalDigits, ListEnvelope, ListMeta
+from backend.models.common import DataEnvelope, DecimalDigits, ListEnvelope
 from backend.models.references import Reference
 from backend.models.task_children import TaskChild
 from backend.models.types import TASK_ID_MAX
-from backend.services.access import least_role
-from backend.services.child_rows import TaskChildService
-from backend.services.task_children import child_service
+from backend.services.statements.access import least_role
+from backend.services.tasks.child_rows import TaskChildService
+from backend.services.tasks.task_children import child_service
 from backend.storage.app import delete_objects
 
 
@@ -131,14 +132,11 @@ def task_child_router(child: TaskChild) -> APIRouter:
         limit: PageSize = 50,
         cursor: Cursor = None,
     ) -> Any:
-        secret, caller, kind = door.settings.signing_secret(), door.caller_id, f"{path}/{task_id}"
-        after = decode_row_cursor(secret, kind, caller, cursor)[1] if cursor else None
-        found, more = children.page(task_id, limit, after)
-        next_cursor = encode_row_cursor(secret, kind, caller, 0, found[-1].id) if more else None
-        return page_envelope(
-            data=[public.model_validate(row) for row in found],
-            meta=ListMeta(count=len(found), limit=limit, has_more=more, next_cursor=next_cursor),
-        )
+        def read(after: int | None) -> tuple[Sequence[Any], bool]:
+            return children.page(task_id, limit, after)
+
+        found, meta = row_page(door, f"{path}/{task_id}", limit, cursor, read)
+        return page_envelope(data=[public.model_validate(row) for row in found], meta=meta)
 
     limit = f" At most {child.per_task} a task." if child.per_task else ""
     author = " The caller is its author." if child.author else ""

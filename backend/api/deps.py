@@ -28,9 +28,9 @@ from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.errors import NotFound
 from backend.models.calendar_feed import TOKEN_PATTERN
-from backend.services.calendar_feeds import FEED_NOT_FOUND
+from backend.services.calendar.calendar_feeds import FEED_NOT_FOUND
 from backend.services.rate_limits import RouteLimit
-from backend.services.registry import UnitOfWork
+from backend.services.unit_of_work import UnitOfWork
 
 TOKEN_URL = "/api/auth/token"  # noqa: S105 (a path, not a secret)
 FEED_TOKEN = re.compile(TOKEN_PATTERN)
@@ -145,7 +145,7 @@ class Uses(params.Depends):
 
 def uses(kind: type[Any], through: Callable[..., Any] = door) -> Any:
     """A route's service, `kind` bound to the request's unit of work, written whole so a reader
-    (and `farm-studio walk`) sees its class: `tasks: Annotated[TaskService, uses(TaskService)]`;
+    (and a static call graph) sees its class: `tasks: Annotated[TaskService, uses(TaskService)]`;
     `through`: the door it comes through (a signed-in caller's if none)."""
     return Uses(through, kind=kind)
 

@@ -15,7 +15,7 @@ from pydantic_core import to_json
 
 from backend.models import ListMeta, TaskPublic, TaskRow
 from backend.models.task import due_value, is_overdue
-from backend.services.task_statements import TASK_VIEW
+from backend.services.tasks.task_statements import TASK_VIEW
 
 _FIELDS = tuple(name for name in TaskPublic.model_fields if name != "is_overdue")
 # A page's rows start with TASK_VIEW's columns: read by position (a Row's attribute access is

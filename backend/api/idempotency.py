@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from backend.models.idempotency import KEY_MAX_LENGTH
 from backend.services.idempotency import IdempotencyService, Replayed, StoredResponse, fingerprint
-from backend.services.registry import UnitOfWork
+from backend.services.unit_of_work import UnitOfWork
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 # Response headers that belong to the recorded answer (rate-limit headers are per attempt).

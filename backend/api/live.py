@@ -23,7 +23,7 @@ from backend.api.pagination import encode_changes_cursor
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.models.change import TaskChange
-from backend.services.changes import ChangePage
+from backend.services.history.changes import ChangePage
 from backend.services.live import RETRY_MS, Listener, LiveFeeds
 
 logger = logging.getLogger(__name__)

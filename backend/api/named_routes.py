@@ -17,7 +17,7 @@ from backend.models.common import DataEnvelope, DecimalDigits
 from backend.models.envelopes import CountMeta
 from backend.models.references import Reference
 from backend.models.types import TASK_ID_MAX
-from backend.services.named_rows import NamedRows, NamedRowService
+from backend.services.statements.named_rows import NamedRows, NamedRowService
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any
@@ -25,8 +26,9 @@ from fastapi import Query
 
 from backend.errors import InvalidRequest
 from backend.models import Priority, TaskSort
-from backend.models.common import DecimalDigits
-from backend.services.task_listing import Keyset, TaskListQuery
+from backend.models.common import DecimalDigits, ListMeta
+from backend.services.tasks.task_listing import Keyset, TaskListQuery
+from backend.services.unit_of_work import UnitOfWork
 
 _DATETIME_KEYS = {TaskSort.created, TaskSort.updated, TaskSort.due_date}
 # One sort key (a title: at most 800 UTF-8 bytes) plus 33 bytes of numbers, marker and IV fit.
@@ -180,3 +182,25 @@ def decode_row_cursor(secret: str, kind: str, user_id: str, cursor: str) -> tupl
         return _position(key), _position(row_id)
     except (ValueError, struct.error):
         raise invalid_cursor() from None
+
+
+def row_page(
+    work: UnitOfWork,
+    kind: str,
+    limit: int,
+    cursor: str | None,
+    read: Callable[[Any], tuple[Sequence[Any], bool]],
+    key: Callable[[Any], int] | None = None,
+) -> tuple[Sequence[Any], ListMeta]:
+    """One page of a row listing (`kind` scopes its cursors to it and the caller): `read` of
+    where the cursor points (None: the first page), the last row's id, or with `key` its sort
+    key and id; and the page's meta, whose next cursor points at the page's last row."""
+    secret, user_id = work.settings.signing_secret(), work.caller_id
+    after = decode_row_cursor(secret, kind, user_id, cursor) if cursor else None
+    rows, more = read(after if after is None or key is not None else after[1])
+    next_cursor = None
+    if more:
+        last = rows[-1]
+        sort_key = 0 if key is None else key(last)
+        next_cursor = encode_row_cursor(secret, kind, user_id, sort_key, last.id)
+    return rows, ListMeta(count=len(rows), limit=limit, has_more=more, next_cursor=next_cursor)

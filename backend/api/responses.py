@@ -31,7 +31,7 @@ from backend.errors import (
     Unauthorized,
 )
 from backend.models import ErrorEnvelope
-from backend.services.lists import name_taken
+from backend.services.sharing.lists import name_taken
 
 # -- headers --------------------------------------------------------------------------------
 

@@ -38,9 +38,9 @@ from backend.models.conversation import MessageText
 from backend.models.task import TASK_ID_MAX
 from backend.models.types import Title
 from backend.observability.logging import OUTCOME_STATUS_KEY
-from backend.services.chatkit import ITEM_NOT_FOUND, ChatKitService
-from backend.services.registry import UnitOfWork
-from backend.services.tasks import TaskService
+from backend.services.chat.chatkit import ITEM_NOT_FOUND, ChatKitService
+from backend.services.tasks.service import TaskService
+from backend.services.unit_of_work import UnitOfWork
 
 REQUEST = TypeAdapter[kit.ChatKitReq](kit.ChatKitReq)
 _MESSAGE = TypeAdapter[str](MessageText)

@@ -31,7 +31,7 @@ from pydantic import TypeAdapter
 
 from backend.errors import InvalidRequest
 from backend.mcp.caller import Caller
-from backend.services.chatkit import ChatKitService
+from backend.services.chat.chatkit import ChatKitService
 from backend.services.rate_limits import HeaderSink
 
 T = TypeVar("T")

@@ -20,8 +20,8 @@ from backend.mcp.server import run_tool
 from backend.mcp.tools import BY_NAME, withheld_call
 from backend.mcp.tools.common import Tool
 from backend.models.conversation import ARGUMENTS_MAX_CHARS, STORED_DEPTH_MAX, storable, stored_call
-from backend.services.conversations import ConversationService
-from backend.services.registry import UnitOfWork
+from backend.services.chat.conversations import ConversationService
+from backend.services.unit_of_work import UnitOfWork
 
 # Not the list writes: a chat that could delete a list would delete its tasks on a misunderstanding.
 CHAT_TOOLS = (

@@ -19,14 +19,14 @@ from backend.config import Settings
 from backend.errors import AppError, ChatNotConfigured, NotFound, describe
 from backend.mcp.caller import Caller
 from backend.models.conversation import ChatAnswer, MessagePublic, TokenUsage
-from backend.services.conversations import (
+from backend.services.chat.conversations import (
     CONVERSATION_NOT_FOUND,
     ConversationService,
     Reply,
     TurnStart,
 )
 from backend.services.rate_limits import RateLimiter
-from backend.services.registry import UnitOfWork
+from backend.services.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:  # the chat stack loads on first use (backend/chat/stack.py)
     from agents.items import TResponseInputItem

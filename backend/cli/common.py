@@ -7,6 +7,8 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, NoReturn, TypeAlias
 
 from pydantic import ValidationError
@@ -15,6 +17,8 @@ from pydantic_settings import SettingsError
 from backend.config import Environment, Settings
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     Subcommands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 # Every command's lines are logged as `backend.cli`, whichever module of the package logs them.
@@ -104,3 +108,18 @@ def ready_database(settings: Settings, url: str) -> None:
     pending = migration_status(migration_url).pending
     if pending:
         fail(preflight.pending_message(pending) + " or set AUTO_MIGRATE=true")
+
+
+@contextmanager
+def opened(settings: Settings) -> Iterator[Engine]:
+    """The database, refused unless it can serve (`ready_database`), as an engine disposed of
+    on the way out."""
+    from backend.db.engine import create_db_engine
+
+    url = database_url(settings)
+    ready_database(settings, url)
+    engine = create_db_engine(url, settings)
+    try:
+        yield engine
+    finally:
+        engine.dispose()

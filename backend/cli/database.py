@@ -7,14 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from backend.cli.common import (
-    DEV_HELP,
-    database_url,
-    fail,
-    first_line,
-    load_settings,
-    ready_database,
-)
+from backend.cli.common import DEV_HELP, database_url, fail, first_line, load_settings, opened
 
 if TYPE_CHECKING:
     from backend.cli.common import Subcommands
@@ -45,22 +38,16 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from backend.db.engine import create_db_engine
-    from backend.services.changes import prune
+    from backend.services.history.changes import prune
     from backend.services.idempotency import prune_expired
 
     settings = load_settings(args.dev)
-    url = database_url(settings)
-    ready_database(settings, url)
-    engine = create_db_engine(url, settings)
-    try:
+    with opened(settings) as engine:
         deleted = prune_expired(engine)
         # Without a sink nothing delivers events: retention alone decides.
         changes = prune(
             engine, settings.change_retention_hours, undelivered=not settings.has_event_sinks
         )
-    finally:
-        engine.dispose()
     print(f"pruned {deleted} expired idempotency key{'s' if deleted != 1 else ''}")
     print(f"pruned {changes} task change{'s' if changes != 1 else ''} past retention")
     return 0

@@ -9,24 +9,10 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from backend.cli.common import DEV_HELP, database_url, load_settings, ready_database
-from backend.config import Settings
+from backend.cli.common import DEV_HELP, load_settings, opened
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
     from backend.cli.common import Subcommands
-
-
-def _engine(args: argparse.Namespace) -> tuple[Settings, Engine]:
-    from backend.db.engine import create_db_engine
-
-    settings = load_settings(args.dev)
-    url = database_url(settings)
-    ready_database(settings, url)
-    # No transaction is open while a receiver answers (a lease commits before the sends):
-    # the database's own timeouts need not outlast a delivery.
-    return settings, create_db_engine(url, settings)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -47,54 +33,54 @@ def cmd_worker(args: argparse.Namespace) -> int:
             "VAPID_PRIVATE_KEY, SMTP_HOST: specs/events.md): this worker runs imports and "
             "the trash's purge, and delivers nothing"
         )
-    settings, engine = _engine(args)
-    worker = Worker(engine, settings, sinks)
-    server = None
-    if settings.worker_metrics_port:
+    # No transaction is open while a receiver answers (a lease commits before the sends):
+    # the database's own timeouts need not outlast a delivery.
+    with opened(settings) as engine:
+        worker = Worker(engine, settings, sinks)
+        server = None
+        if settings.worker_metrics_port:
+            try:
+                server = serve(
+                    settings.worker_metrics_host,
+                    settings.worker_metrics_port,
+                    worker.metrics,
+                    worker.readiness,
+                )
+            except OSError as exc:  # the usual cause: a second worker on this machine
+                worker.close()
+                print(
+                    f"error: cannot serve /metrics on {settings.worker_metrics_host}:"
+                    f"{settings.worker_metrics_port} ({exc.strerror}); another worker on this "
+                    "machine needs its own WORKER_METRICS_PORT (0: none)",
+                    file=sys.stderr,
+                )
+                return 1
+        stop = threading.Event()
+
+        def _stop(signum: int, frame: object) -> None:
+            if stop.is_set():
+                # A second signal: abandon the batch. Its leased events are leased again when
+                # the lease ends (the sinks that got them will get them again: at least once).
+                raise _Abandon
+            stop.set()  # the first one: finish the batch in progress, then exit
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, _stop)
+        log = logging.getLogger("backend.events")
+        log.info(
+            "worker started: sinks %s; reminders by %s",
+            ", ".join(sink.name for sink in sinks) or "none",
+            ", ".join(worker.reminders.names) or "none",
+        )
+        abandoned = False
         try:
-            server = serve(
-                settings.worker_metrics_host,
-                settings.worker_metrics_port,
-                worker.metrics,
-                worker.readiness,
-            )
-        except OSError as exc:  # the usual cause: a second worker on this machine
-            worker.close()
-            engine.dispose()
-            print(
-                f"error: cannot serve /metrics on {settings.worker_metrics_host}:"
-                f"{settings.worker_metrics_port} ({exc.strerror}); another worker on this "
-                "machine needs its own WORKER_METRICS_PORT (0: none)",
-                file=sys.stderr,
-            )
-            return 1
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: object) -> None:
-        if stop.is_set():
-            # A second signal: abandon the batch. Its leased events are leased again when the
-            # lease ends (the sinks that got them will get them again: at least once).
-            raise _Abandon
-        stop.set()  # the first one: finish the batch in progress, then exit
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _stop)
-    log = logging.getLogger("backend.events")
-    log.info(
-        "worker started: sinks %s; reminders by %s",
-        ", ".join(sink.name for sink in sinks) or "none",
-        ", ".join(worker.reminders.names) or "none",
-    )
-    abandoned = False
-    try:
-        worker.run(stop)
-    except _Abandon:
-        abandoned = True
-    finally:
-        worker.close(wait=not abandoned)
-        if server is not None:
-            server.shutdown()
-        engine.dispose()
+            worker.run(stop)
+        except _Abandon:
+            abandoned = True
+        finally:
+            worker.close(wait=not abandoned)
+            if server is not None:
+                server.shutdown()
     log.info("worker stopped%s", ": batch abandoned" if abandoned else "")
     return 1 if abandoned else 0
 
@@ -106,13 +92,10 @@ class _Abandon(BaseException):
 def cmd_status(args: argparse.Namespace) -> int:
     from backend.events import outbox
 
-    settings, engine = _engine(args)
-    try:
-        with engine.connect() as conn:
-            backlog = outbox.backlog(conn)
-            sinks = outbox.live_sinks(conn)
-    finally:
-        engine.dispose()
+    settings = load_settings(args.dev)
+    with opened(settings) as engine, engine.connect() as conn:
+        backlog = outbox.backlog(conn)
+        sinks = outbox.live_sinks(conn)
     print(
         f"pending {backlog.pending}, oldest pending {backlog.lag_seconds:.1f} s, "
         f"dead {backlog.dead}"
@@ -145,13 +128,9 @@ DELIVERY_PREFIX = "d"
 def cmd_dead(args: argparse.Namespace) -> int:
     from backend.events import deliveries, outbox
 
-    _, engine = _engine(args)
-    try:
-        with engine.connect() as conn:
-            rows = outbox.dead_letters(conn, args.limit)
-            dead = deliveries.dead_letters(conn, args.limit)
-    finally:
-        engine.dispose()
+    with opened(load_settings(args.dev)) as engine, engine.connect() as conn:
+        rows = outbox.dead_letters(conn, args.limit)
+        dead = deliveries.dead_letters(conn, args.limit)
     for row in rows:
         print(
             f"{row.id}\t{row.event_id}\t{row.type}\t{_subject(row)}\t"
@@ -190,14 +169,10 @@ def cmd_requeue(args: argparse.Namespace) -> int:
         return 2
     events = sorted({i for queue, i in args.ids if queue == "outbox"})
     named = sorted({i for queue, i in args.ids if queue == "deliveries"})
-    _, engine = _engine(args)
-    try:
-        with engine.begin() as conn:
-            count = outbox.requeue(conn, None) if args.all else outbox.requeue(conn, events)
-            if args.all or named:
-                count += deliveries.requeue(conn, None if args.all else named)
-    finally:
-        engine.dispose()
+    with opened(load_settings(args.dev)) as engine, engine.begin() as conn:
+        count = outbox.requeue(conn, None) if args.all else outbox.requeue(conn, events)
+        if args.all or named:
+            count += deliveries.requeue(conn, None if args.all else named)
     print(f"requeued {count} event{'s' if count != 1 else ''}")
     missed = 0 if args.all else len(events) + len(named) - count
     if missed:

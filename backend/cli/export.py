@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from backend.cli.common import DEV_HELP, database_url, fail, load_settings, ready_database
+from backend.cli.common import DEV_HELP, fail, load_settings, opened
 
 if TYPE_CHECKING:
     from backend.cli.common import Subcommands
@@ -18,17 +18,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from backend.auth.tokens import TokenClaims
-    from backend.db.engine import create_db_engine
-    from backend.services.registry import UnitOfWork
-    from backend.services.users import UserService
+    from backend.services.accounts.users import UserService
+    from backend.services.unit_of_work import UnitOfWork
     from backend.storage.app import storage_for
     from backend.transfer.exporter import Account, archive, file_name
 
     settings = load_settings(args.dev)
-    url = database_url(settings)
-    ready_database(settings, url)
-    engine = create_db_engine(url, settings)
-    try:
+    with opened(settings) as engine:
         with UnitOfWork(engine, settings) as work:
             users: UserService = work.service(UserService)
             found = users.find_by_email(args.user.lower()) if "@" in args.user else None
@@ -59,8 +55,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         partial.replace(out)  # a failed export leaves no file that looks whole
         print(f"exported {found.email or found.id} to {out} ({written} bytes)", file=sys.stderr)
         return 0
-    finally:
-        engine.dispose()
 
 
 def add_export(sub: Subcommands) -> None:

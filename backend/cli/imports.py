@@ -7,14 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from backend.cli.common import (
-    DEV_HELP,
-    database_url,
-    fail,
-    first_line,
-    load_settings,
-    ready_database,
-)
+from backend.cli.common import DEV_HELP, fail, first_line, load_settings, opened
 
 if TYPE_CHECKING:
     from backend.cli.common import Subcommands
@@ -23,7 +16,6 @@ SOURCES = ("auto", "task-api", "todoist", "ticktick", "google-tasks", "ical")
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from backend.db.engine import create_db_engine
     from backend.errors import AppError
     from backend.transfer.operator import account_of, import_file
     from backend.transfer.plan import NotThisSource
@@ -36,30 +28,26 @@ def cmd_import(args: argparse.Namespace) -> int:
         fail(f"import: {first_line(exc)}")
     if len(data) > settings.import_max_bytes:
         fail(f"import: {path} is larger than IMPORT_MAX_BYTES ({settings.import_max_bytes})")
-    url = database_url(settings)
-    ready_database(settings, url)
-    engine = create_db_engine(url, settings)
     try:
-        user_id = account_of(engine, settings, args.user)
-        result = import_file(
-            engine,
-            settings,
-            user_id,
-            source=args.source,
-            data=data,
-            file_name=path.name,
-            zone=args.time_zone,
-            list_id=args.list_id,
-            dry_run=args.dry_run,
-        )
+        with opened(settings) as engine:
+            user_id = account_of(engine, settings, args.user)
+            result = import_file(
+                engine,
+                settings,
+                user_id,
+                source=args.source,
+                data=data,
+                file_name=path.name,
+                zone=args.time_zone,
+                list_id=args.list_id,
+                dry_run=args.dry_run,
+            )
     except LookupError as exc:
         fail(f"import: {exc}")
     except NotThisSource as exc:
         fail(f"import: {exc.where}: {exc.message}")
     except AppError as exc:
         fail(f"import: {exc.message}")
-    finally:
-        engine.dispose()
     print(json.dumps(result, indent=2))
     return 0 if result.get("state", "done") == "done" else 1
 

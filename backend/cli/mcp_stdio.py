@@ -18,9 +18,9 @@ MCP_TOKEN_ENV = "TASK_API_TOKEN"  # noqa: S105 (a variable's name, not a secret)
 def cmd_mcp(args: argparse.Namespace) -> int:
     import anyio
 
+    from backend.auth.bearer import TokenVerifier
     from backend.auth.jwks import JwksUnavailable
     from backend.auth.tokens import InvalidToken
-    from backend.auth.verifier import TokenVerifier
     from backend.db.engine import create_db_engine
     from backend.errors import AppError
     from backend.mcp.stdio import (

@@ -23,9 +23,9 @@ from backend.errors import AppError
 from backend.models.common import NOT_SENT, NotNull, UtcDatetime
 from backend.models.names import Name
 from backend.models.saved_filter import NAME_DOC, QUERY_DOC
-from backend.services.registry import UnitOfWork
-from backend.services.saved_filters import AppliedFilter, SavedFilterService
-from backend.services.task_listing import FilterChanged, TaskListQuery
+from backend.services.tasks.saved_filters import AppliedFilter, SavedFilterService
+from backend.services.tasks.task_listing import FilterChanged, TaskListQuery
+from backend.services.unit_of_work import UnitOfWork
 
 # A listing may name its list by id (REST, MCP) or by name (MCP's `list`): one choice, so a
 # list sent beside a filter replaces the filter's whichever way either names it.

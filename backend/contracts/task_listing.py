@@ -21,7 +21,7 @@ from backend.models.task import TASK_ID_MAX, Instant, Tag
 from backend.models.task_list import ListName
 from backend.models.text import nfc
 from backend.models.types import AssigneeId
-from backend.services.task_listing import PlacedFilter, TaskFilters, TaskListQuery
+from backend.services.tasks.task_listing import PlacedFilter, TaskFilters, TaskListQuery
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500

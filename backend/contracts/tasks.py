@@ -9,8 +9,8 @@ from dataclasses import asdict
 from backend.models.task import TASK_ID_MAX as TASK_ID_MAX
 from backend.models.task_ops import TaskMove, TaskStatsPublic
 from backend.models.user import USER_ID_MAX_LENGTH as USER_ID_MAX_LENGTH
-from backend.services.task_tree import Anchor, Placement, Sent
-from backend.services.tasks import TaskStats
+from backend.services.statements.task_tree import Anchor, Placement, Sent
+from backend.services.tasks.service import TaskStats
 
 # Ids are positive and held exactly by a JSON number (TASK_ID_MAX = 2**53 - 1).
 TASK_ID_MIN = 1

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from backend.dav.vtodo import ParsedTodo, render
-from backend.services.dav_tags import written_tag
+from backend.ical.vtodo import ParsedTodo, render
+from backend.services.calendar.dav_tags import written_tag
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,7 @@ from backend.auth.tokens import TokenClaims
 from backend.db.sender import Entry, Outcome
 from backend.errors import Forbidden, Taken, Unauthorized
 from backend.models.app_password import PASSWORD_PATTERN, AppPasswordScope, dav_username
-from backend.services.app_passwords import AppPasswordCheck
-from backend.services.invitations import token_hash
+from backend.services.accounts.app_passwords import AppPasswordCheck
 from backend.services.rate_limits import (
     RateLimiter,
     Usage,
@@ -47,7 +46,8 @@ from backend.services.rate_limits import (
     limit_key,
     settle_usages,
 )
-from backend.services.registry import UnitOfWork
+from backend.services.statements.tokens import token_hash
+from backend.services.unit_of_work import UnitOfWork
 
 REALM = "Task API CalDAV"
 CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'}

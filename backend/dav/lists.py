@@ -23,8 +23,8 @@ from backend.dav.xml import (
 from backend.errors import Forbidden, InvalidRequest
 from backend.models.names import NAME_MAX_LENGTH
 from backend.models.task_list import ListCreate, ListRow, ListUpdate
-from backend.services.lists import ListService
-from backend.services.registry import UnitOfWork
+from backend.services.sharing.lists import ListService
+from backend.services.unit_of_work import UnitOfWork
 
 DISPLAYNAME = clark(DAV, "displayname")
 CALENDAR_COLOR = clark(APPLE, "calendar-color")

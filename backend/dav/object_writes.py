@@ -31,23 +31,27 @@ from backend.dav.recurrence_forms import (
     match_completed_copy,
     unruled,
 )
-from backend.dav.vtodo import ParsedTodo, parse
 from backend.dav.xml import CALDAV, PreconditionRefused, clark
 from backend.errors import Forbidden, NotFound, PreconditionFailed, Taken
+from backend.ical.vtodo import ParsedTodo, parse
 from backend.models import TaskCreate, TaskUpdate
 from backend.models.dav_object import UID_MAX_LENGTH
 from backend.models.task import reminders_json
 from backend.models.task_calendar import CalendarObjectRefused
 from backend.recurrence import DEFAULT_TIME_ZONE, TIME_ZONES
-from backend.services import dav_tags as tags
-from backend.services.dav_objects import DavObjectService, Looked, Sought
-from backend.services.dav_statements import COMPLETED_AT_SENT, CREATED_DONE, completion_sent
-from backend.services.registry import UnitOfWork
-from backend.services.task_placement import placement_of
-from backend.services.task_schedule import SCHEDULE_FIELDS, goes_on, plan_schedule
-from backend.services.task_statements import INSERTING, PLACED
-from backend.services.task_update import created
-from backend.services.tasks import TaskService
+from backend.services.calendar import dav_tags as tags
+from backend.services.calendar.dav_objects import DavObjectService, Looked, Sought
+from backend.services.calendar.dav_statements import (
+    COMPLETED_AT_SENT,
+    CREATED_DONE,
+    completion_sent,
+)
+from backend.services.tasks.service import TaskService
+from backend.services.tasks.task_placement import placement_of
+from backend.services.tasks.task_schedule import SCHEDULE_FIELDS, goes_on, plan_schedule
+from backend.services.tasks.task_statements import INSERTING, PLACED
+from backend.services.tasks.task_update import created
+from backend.services.unit_of_work import UnitOfWork
 
 _UID_TAKEN = "Another object of this collection has this UID"
 _UID_CHANGED = "An object's UID does not change"

@@ -1,6 +1,6 @@
 """A collection's objects (specs/caldav.md, "Objects"): a task as the VTODO one reader gets,
 found by its resource name. Its ETag is the one the database computes with every object it
-reads (backend/services/dav_tags.py), so a listing renders nothing. Writes: object_writes.py.
+reads (services/calendar/dav_tags.py), so a listing renders nothing. Writes: object_writes.py.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import Any
 from urllib.parse import quote
 
 from backend.dav import resources
-from backend.dav.vtodo import render
 from backend.errors import Forbidden, NotFound, PreconditionFailed
+from backend.ical.vtodo import render
 from backend.models.references import Action
 from backend.models.task_calendar import DERIVED_UID, derived_uid
-from backend.services.access import permitted
-from backend.services.dav_objects import DavObjectService
-from backend.services.registry import UnitOfWork
+from backend.services.calendar.dav_objects import DavObjectService
+from backend.services.statements.access import permitted
+from backend.services.unit_of_work import UnitOfWork
 
 NOT_FOUND = "Not found"
 CONTENT_TYPE = "text/calendar; charset=utf-8; component=VTODO"

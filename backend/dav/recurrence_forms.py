@@ -12,22 +12,22 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from backend.dav.vtodo import ParsedTodo
 from backend.errors import PreconditionFailed
+from backend.ical.vtodo import ParsedTodo
 from backend.models.task import TaskUpdate, reminders_json
 from backend.models.task_calendar import is_day, rule_key, served_rule
 from backend.recurrence import Schedule, day_of, normalize_rule
-from backend.services.dav_statements import completion_sent
-from backend.services.task_placement import placement_of
-from backend.services.task_schedule import SCHEDULE_FIELDS, Planned
-from backend.services.task_statements import AS_SENT, PLACED
-from backend.services.task_update import replanned, successor
-from backend.services.tasks import TaskService
+from backend.services.calendar.dav_statements import completion_sent
+from backend.services.tasks.service import TaskService
+from backend.services.tasks.task_placement import placement_of
+from backend.services.tasks.task_schedule import SCHEDULE_FIELDS, Planned
+from backend.services.tasks.task_statements import AS_SENT, PLACED
+from backend.services.tasks.task_update import replanned, successor
 
 if TYPE_CHECKING:
     from backend.models import TaskRow
-    from backend.services.registry import UnitOfWork
-    from backend.services.task_sending import Then
+    from backend.services.tasks.task_sending import Then
+    from backend.services.unit_of_work import UnitOfWork
 
 # What a completing form writes on the completed occurrence besides its completion: never its
 # due date (that is the occurrence's identity) nor its rule (the series goes on unchanged).

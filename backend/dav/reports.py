@@ -13,7 +13,6 @@ from urllib.parse import unquote, urlsplit
 
 from backend.dav import objects
 from backend.dav.objects import Served
-from backend.dav.vtodo import first_todo
 from backend.dav.xml import (
     CALDAV,
     DAV,
@@ -26,9 +25,10 @@ from backend.dav.xml import (
     multistatus,
 )
 from backend.errors import InvalidRequest
+from backend.ical.vtodo import first_todo
 from backend.models.task_calendar import MAPPING, is_day
 from backend.recurrence import Schedule, day_end
-from backend.services.registry import UnitOfWork
+from backend.services.unit_of_work import UnitOfWork
 
 CALENDAR_DATA = clark(CALDAV, "calendar-data")
 GETETAG = clark(DAV, "getetag")

@@ -13,7 +13,7 @@ from xml.etree.ElementTree import Element
 from backend.dav.xml import APPLE, CALDAV, CS, DAV, Found, Value, clark, element, href
 from backend.models.app_password import DAV_ROOT
 from backend.models.references import Action
-from backend.services.access import owns, permitted
+from backend.services.statements.access import owns, permitted
 
 PRINCIPAL = f"{DAV_ROOT}principal/"
 HOME = f"{DAV_ROOT}calendars/"
@@ -43,7 +43,7 @@ def _collection(*types: str) -> list[Element]:
 
 
 def _privileges(role: str, writes: bool) -> list[Any]:
-    """`current-user-privilege-set` by role (services/access.py) and the password's scope."""
+    """`current-user-privilege-set` by role (statements/access.py) and the password's scope."""
     may = permitted(role, Action.TASK_WRITE, Action.LIST_RENAME) if writes else frozenset()
     names = ["read"]
     if Action.TASK_WRITE in may:

@@ -53,9 +53,9 @@ from backend.errors import (
 from backend.models.app_password import DAV_ROOT, AppPasswordScope
 from backend.models.references import Action
 from backend.models.task_calendar import CalendarObjectRefused
-from backend.services.lists import ListService
-from backend.services.registry import UnitOfWork
-from backend.services.users import UserService
+from backend.services.accounts.users import UserService
+from backend.services.sharing.lists import ListService
+from backend.services.unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)

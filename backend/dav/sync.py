@@ -21,9 +21,9 @@ from backend.dav.xml import (
 )
 from backend.errors import NotFound
 from backend.models.task_calendar import derived_uid
-from backend.services.changes import CollectionFeed
-from backend.services.dav_objects import DavObjectService
-from backend.services.registry import UnitOfWork
+from backend.services.calendar.dav_objects import DavObjectService
+from backend.services.history.changes import CollectionFeed
+from backend.services.unit_of_work import UnitOfWork
 
 _PREFIX = "urn:x-task-api:sync:"
 _TOKEN = re.compile(r"^urn:x-task-api:sync:(no-list|[1-9][0-9]{0,17}):(0|[1-9][0-9]{0,17})$")

@@ -233,7 +233,7 @@ def _level_problem(node: Any, owner_change: bool) -> str | None:
         if _sets_owner(node.targetList) and not owner_change:
             return (
                 f"UPDATE {_name(node.relation)} sets user_id: only a statement named in "
-                "backend/services/rules.py OWNER_CHANGES may change a row's owner"
+                "backend/services/statements/rules.py OWNER_CHANGES may change a row's owner"
             )
         ranges.append(node.relation)
         _ranges(node.fromClause, ranges, conditions)

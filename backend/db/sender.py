@@ -110,7 +110,7 @@ def transaction_locals(timeout_ms: int, idle_timeout_ms: int = 0) -> str:
     """The settings every transaction starts with: UTC (psycopg2 returns instants in the
     transaction's zone, and responses speak UTC), the statement timeout, and the idle timeout
     that keeps a COMMIT sent just before the client gave up from running once a frozen server
-    resumes (backend/db/deadline.py). `SET LOCAL`: a session `SET` would outlive the
+    resumes (backend/db/engine.py). `SET LOCAL`: a session `SET` would outlive the
     transaction behind a transaction pooler (Neon's), a startup option is refused by it."""
     prefix = "SET LOCAL TimeZone = 'UTC'; "
     if timeout_ms > 0:

@@ -23,7 +23,7 @@ from backend.events.health import WorkerMetrics
 from backend.events.notify import Channels
 from backend.models import Task
 from backend.models.references import Action
-from backend.services.access import may
+from backend.services.statements.access import may
 
 
 def _readable() -> str:

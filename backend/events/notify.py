@@ -29,10 +29,11 @@ from backend.config import Settings
 from backend.events.bounds import Answer, post, transport_of
 from backend.events.engine import DEAD, DELIVERED, DROPPED, GONE, RETRY, Outcome
 from backend.events.health import WorkerMetrics
+from backend.events.mail import MailFailed, MailSender, confirmation_message, reminder_message
 from backend.events.sinks import urls_kept_out_of_logs
-from backend.services.mail import MailFailed, MailSender, confirmation_message, reminder_message
-from backend.services.notification_settings import confirm_token, token_hash
-from backend.services.push_endpoints import UnsafeEndpoint, resolve
+from backend.services.delivery.notification_settings import confirm_token
+from backend.services.delivery.push_endpoints import UnsafeEndpoint, resolve
+from backend.services.statements.tokens import token_hash
 
 logger = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from backend.events.engine import Lane, lease_for
 from backend.events.health import Readiness, WorkerMetrics
 from backend.events.outbox import OutboxQueue
 from backend.events.sinks import Fanout, Sink, urls_kept_out_of_logs
-from backend.services.attachments import orphan_cutoff, sweep_orphans
-from backend.services.changes import prune
-from backend.services.reminders import fire_due
-from backend.services.trash import purge_expired
+from backend.services.delivery.reminders import fire_due
+from backend.services.history.changes import prune
+from backend.services.history.trash import purge_expired
+from backend.services.tasks.attachments import orphan_cutoff, sweep_orphans
 from backend.storage import ObjectStorage, storage_from_settings
 from backend.transfer.runner import RunnerThread
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.errors import Unauthorized
-from backend.services.registry import UnitOfWork
+from backend.services.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)

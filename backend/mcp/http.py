@@ -29,7 +29,7 @@ from backend.mcp.caller import Caller
 from backend.mcp.mount import MCP_PATH, METADATA_PATH, authorization_server
 from backend.mcp.server import build_server
 from backend.observability.logging import TOOL_KEY, TOOL_STATUS_KEY
-from backend.services.registry import UnitOfWork
+from backend.services.unit_of_work import UnitOfWork
 
 # In the request's scope state: the verified claims; a tool call's refusal of the account (401).
 _CLAIMS, _REFUSED = "mcp_claims", "mcp_account_refused"

@@ -22,7 +22,7 @@ from backend.errors import NotFound, Unauthorized, describe, envelope
 from backend.mcp.caller import Caller
 from backend.mcp.tools import BY_NAME, TOOLS
 from backend.mcp.tools.common import Tool
-from backend.services.registry import UnitOfWork
+from backend.services.unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 

@@ -16,14 +16,13 @@ from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 from sqlalchemy import Engine
 
-from backend.auth.bearer import authenticate
+from backend.auth.bearer import TokenVerifier, authenticate
 from backend.auth.tokens import MAX_SUBJECT_LENGTH, TokenClaims
-from backend.auth.verifier import TokenVerifier
 from backend.config import Settings
 from backend.mcp.caller import Caller
 from backend.mcp.server import build_server
 from backend.models.common import storable_text
-from backend.services.registry import UnitOfWork
+from backend.services.unit_of_work import UnitOfWork
 
 CLIENT = "stdio"  # what the rate limiter and the logs see as the client address
 

@@ -59,11 +59,11 @@ class AppPassword(SQLModel, table=True):
     name: str = column(Text, nullable=False)
     name_key: str = column(Text, nullable=False)
     scope: str = column(Text, nullable=False)
-    # SHA-256 of the password, hex (`invitations.token_hash`): the password is shown once.
+    # SHA-256 of the password, hex (`statements.tokens.token_hash`): the password is shown once.
     token_hash: str = column(Text, nullable=False)
     created_at: datetime | None = now_column()
     updated_at: datetime | None = now_column()
-    # Written by a DAV request's check, at most once a minute (services/app_passwords.py).
+    # Written by a DAV request's check, at most once a minute (services/accounts/app_passwords.py).
     last_used_at: datetime | None = column(INSTANT, default=None)
 
 

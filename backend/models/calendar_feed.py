@@ -69,7 +69,7 @@ class CalendarFeed(SQLModel, table=True):
         ),
         default=None,
     )
-    # SHA-256 of the token, hex (`invitations.token_hash`): the token is shown once.
+    # SHA-256 of the token, hex (`statements.tokens.token_hash`): the token is shown once.
     token_hash: str = column(Text, nullable=False)
     created_at: datetime | None = now_column()
     rotated_at: datetime | None = column(INSTANT, default=None)

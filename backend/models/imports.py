@@ -36,8 +36,7 @@ from backend.models.task import TaskPreview
 ImportState = Literal["queued", "running", "done", "failed", "undone"]
 ImportSource = Literal["task-api", "todoist", "ticktick", "google-tasks", "ical"]
 # What `POST /api/imports` takes as `source`: a source, or `auto` (told from the content).
-SourceParam = Literal["auto", "task-api", "todoist", "ticktick", "google-tasks", "ical"]
-ItemKind = Literal["list", "task", "comment", "attachment", "filter"]
+SourceParam = Literal["auto", ImportSource]
 # How many planned tasks a dry run shows as they would be created.
 PREVIEW_TASKS = 50
 # Imports of one user not yet ended (`queued` or `running`), each holding its file (up to

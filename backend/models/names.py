@@ -1,4 +1,4 @@
-"""Names a user gives rows (lists, and any resource of named rows: services/named_rows.py):
+"""Names a user gives rows (lists, and any resource of named rows: statements/named_rows.py):
 one line of text, trimmed, unique among the user's rows ignoring case."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Web Push subscriptions (specs/api-contract.md, "Push subscriptions"): the table and the
-schemas; the keys checked as RFC 8291 needs them, the endpoint's host by services/push_endpoints.py.
+schemas; the keys checked as RFC 8291 needs them, the endpoint's host by delivery/push_endpoints.py.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from backend.models.columns import column, id_column, now_column, user_id_column
 from backend.models.names import name_doc
 from backend.models.types import TASK_ID_MAX
 
-# A create past it: 422 LIMIT_REACHED (services/named_rows.py).
+# A create past it: 422 LIMIT_REACHED (services/statements/named_rows.py).
 FILTERS_PER_USER = 100
 FILTER_ID_MAX = TASK_ID_MAX
 NAME_DOC = name_doc("saved filters")

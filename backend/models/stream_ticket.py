@@ -15,7 +15,7 @@ class StreamTicket(SQLModel, table=True):
     __tablename__ = "stream_tickets"
     __table_args__ = (Index("ix_stream_tickets_user_id_expires_at", "user_id", "expires_at"),)
 
-    # SHA-256 of the ticket, hex (`invitations.token_hash`): the ticket itself is never stored.
+    # SHA-256 of the ticket, hex (`tokens.token_hash`): the ticket itself is never stored.
     token_hash: str = column(Text, primary_key=True, nullable=False)
     user_id: str = user_id_column()
     # What the stream needs of the bearer token the ticket was made with.

@@ -3,7 +3,7 @@ types (`types.py`) are re-exported here."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import (
@@ -31,9 +31,24 @@ from backend.models.types import Tag as Tag
 from backend.models.types import TaskSort as TaskSort
 from backend.models.types import TaskStatus as TaskStatus
 from backend.models.types import TimeZone as TimeZone
-from backend.models.types import due_value as due_value
-from backend.models.types import is_overdue as is_overdue
 from backend.models.types import reminders_json as reminders_json
+from backend.recurrence import day_of, day_start
+
+
+def is_overdue(completed: bool, due: datetime | date | None, now: datetime, zone: str) -> bool:
+    """Not completed and due before `now` (a day: once ended on its clock, as `task_due_end`)."""
+    if completed or due is None:
+        return False
+    if isinstance(due, datetime):
+        return due < now
+    return day_start(due + timedelta(days=1), zone) <= now
+
+
+def due_value(due_date: datetime | None, all_day: bool, zone: str) -> datetime | date | None:
+    """`due_date` as the API shows it: the day of a task due on a day, else the instant."""
+    if due_date is None or not all_day:
+        return due_date
+    return day_of(due_date, zone)
 
 
 class _TaskInput(BaseModel):

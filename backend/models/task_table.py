@@ -127,7 +127,7 @@ class Task(SQLModel, table=True):
         BigInteger,
         info=not_a_reference(
             "provenance: written only by the successor insert, from the caller's own row in the "
-            "same statement (services/tasks.py), and kept after that row is deleted"
+            "same statement (services/tasks/service.py), and kept after that row is deleted"
         ),
         default=None,
     )

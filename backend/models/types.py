@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -32,8 +32,6 @@ from backend.recurrence import (
     TIME_ZONE_MAX_LENGTH,
     TIME_ZONES,
     check_time_zone,
-    day_of,
-    day_start,
     normalize_rule,
 )
 
@@ -257,22 +255,6 @@ def reminders_json(reminders: list[MinutesBeforeDue | ReminderAt]) -> list[dict[
 TimeZoneName = Annotated[
     str, StringConstraints(max_length=TIME_ZONE_MAX_LENGTH), AfterValidator(check_time_zone)
 ]
-
-
-def is_overdue(completed: bool, due: datetime | date | None, now: datetime, zone: str) -> bool:
-    """Not completed and due before `now` (a day: once ended on its clock, as `task_due_end`)."""
-    if completed or due is None:
-        return False
-    if isinstance(due, datetime):
-        return due < now
-    return day_start(due + timedelta(days=1), zone) <= now
-
-
-def due_value(due_date: datetime | None, all_day: bool, zone: str) -> datetime | date | None:
-    """`due_date` as the API shows it: the day of a task due on a day, else the instant."""
-    if due_date is None or not all_day:
-        return due_date
-    return day_of(due_date, zone)
 
 
 class TaskStatus(StrEnum):

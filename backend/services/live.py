@@ -22,9 +22,9 @@ from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.errors import RateLimited, ServiceUnavailable, database_error, database_failure
 from backend.models.task_event import DAV_TYPES, FEED_TYPES
-from backend.services import stream_tickets
-from backend.services.changes import CallerPage, ChangeFeed, ChangePage, pages
-from backend.services.registry import UnitOfWork
+from backend.services.accounts import stream_tickets
+from backend.services.history.changes import CallerPage, ChangeFeed, ChangePage, pages
+from backend.services.unit_of_work import UnitOfWork
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.engine import create_db_engine
 from backend.models import TaskCreate, UserRegister
-from backend.services.registry import UnitOfWork
-from backend.services.tasks import TaskService
-from backend.services.users import UserService
+from backend.services.accounts.users import UserService
+from backend.services.tasks.service import TaskService
+from backend.services.unit_of_work import UnitOfWork
 
 MAX_SEED_TASKS = 1000
 

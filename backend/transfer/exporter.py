@@ -35,17 +35,17 @@ from icalendar import Calendar
 from pydantic import BaseModel
 
 from backend.contracts.saved_filters import FilterPublic
-from backend.dav.vtodo import derived
+from backend.ical.derived import derived
 from backend.models.attachment import AttachmentPublic
 from backend.models.notification_settings import NotificationSettingsPublic
 from backend.models.sharing import CommentPublic
 from backend.models.task import TaskPublic
 from backend.models.task_calendar import derived_uid, is_day, zone
 from backend.models.task_list import ListPublic
-from backend.services.export import ExportService
-from backend.services.notification_settings import NotificationSettingsService
-from backend.services.registry import UnitOfWork
-from backend.services.saved_filters import SavedFilterService
+from backend.services.delivery.notification_settings import NotificationSettingsService
+from backend.services.tasks.saved_filters import SavedFilterService
+from backend.services.transfer.export import ExportService
+from backend.services.unit_of_work import UnitOfWork
 from backend.storage import ObjectMissing, ObjectStorage
 
 FORMAT = "task-api-export"

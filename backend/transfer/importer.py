@@ -27,17 +27,17 @@ from backend.models.saved_filter import FILTERS_PER_USER
 from backend.models.sharing import COMMENTS_PER_TASK
 from backend.models.task import TaskPreview
 from backend.models.task_list import LISTS_PER_USER, SUBTASKS_PER_TASK, ListCreate
-from backend.services.access import require
-from backend.services.dav_statements import COMPLETED_AT_SENT, CREATED_DONE
-from backend.services.imports import ImportService, Known
-from backend.services.lists import LIST_NOT_FOUND, ListService
-from backend.services.registry import UnitOfWork
-from backend.services.saved_filters import SavedFilterService
-from backend.services.task_children import TaskCommentService
-from backend.services.task_placement import placement_of
-from backend.services.task_statements import INSERTING
-from backend.services.task_update import created
-from backend.services.tasks import TaskService
+from backend.services.calendar.dav_statements import COMPLETED_AT_SENT, CREATED_DONE
+from backend.services.sharing.lists import LIST_NOT_FOUND, ListService
+from backend.services.statements.access import require
+from backend.services.tasks.saved_filters import SavedFilterService
+from backend.services.tasks.service import TaskService
+from backend.services.tasks.task_children import TaskCommentService
+from backend.services.tasks.task_placement import placement_of
+from backend.services.tasks.task_statements import INSERTING
+from backend.services.tasks.task_update import created
+from backend.services.transfer.imports import ImportService, Known
+from backend.services.unit_of_work import UnitOfWork
 from backend.transfer.plan import Plan, PlannedTask
 
 # The keys of `import_items`: an item's kind and its key in the source.
@@ -520,7 +520,7 @@ def write_chunk(
 def store_attachment(settings: Any) -> Any:
     """How a chunk stores a planned file: its bytes into the storage, then its row as an upload
     records it (the quota checked in the row's statement)."""
-    from backend.services.attachments import AttachmentService
+    from backend.services.tasks.attachments import AttachmentService
     from backend.storage.app import storage_for, store_upload
 
     storage = storage_for(settings)

@@ -10,12 +10,12 @@ from sqlalchemy import Engine
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.models.imports import ImportPublic
-from backend.services.imports import ImportService
-from backend.services.lists import ListService
-from backend.services.notification_settings import NotificationSettingsService
-from backend.services.registry import UnitOfWork
-from backend.services.saved_filters import SavedFilterService
-from backend.services.users import UserService
+from backend.services.accounts.users import UserService
+from backend.services.delivery.notification_settings import NotificationSettingsService
+from backend.services.sharing.lists import ListService
+from backend.services.tasks.saved_filters import SavedFilterService
+from backend.services.transfer.imports import ImportService
+from backend.services.unit_of_work import UnitOfWork
 from backend.transfer import sources
 from backend.transfer.importer import analyse, check_list, standing_of
 from backend.transfer.plan import Source

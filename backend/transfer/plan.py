@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, get_args
 
-Source = Literal["task-api", "todoist", "ticktick", "google-tasks", "ical"]
-SOURCES: tuple[Source, ...] = ("task-api", "todoist", "ticktick", "google-tasks", "ical")
+from backend.models.imports import ImportSource
+
+Source = ImportSource
+SOURCES: tuple[Source, ...] = get_args(Source)
 
 
 class NotThisSource(ValueError):

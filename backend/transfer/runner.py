@@ -25,12 +25,12 @@ from sqlalchemy.exc import OperationalError
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.errors import AppError, RateLimited, ServiceUnavailable, database_error, loggable
-from backend.services.imports import ImportService, claim
-from backend.services.lists import ListService
-from backend.services.notification_settings import NotificationSettingsService
-from backend.services.registry import UnitOfWork
-from backend.services.saved_filters import SavedFilterService
-from backend.services.tasks import TaskService
+from backend.services.delivery.notification_settings import NotificationSettingsService
+from backend.services.sharing.lists import ListService
+from backend.services.tasks.saved_filters import SavedFilterService
+from backend.services.tasks.service import TaskService
+from backend.services.transfer.imports import ImportService, claim
+from backend.services.unit_of_work import UnitOfWork
 from backend.transfer import sources
 from backend.transfer.importer import (
     LIST,

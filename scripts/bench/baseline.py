@@ -43,7 +43,7 @@ What it leaves out, because the benchmark never asks for it: schedules and recur
 of `due_date` or a rule is refused: the API reads the stored task first, two round trips, and
 a toggle of a recurring task would add its next occurrence), lists, subtrees and moves (the
 `move` and `delete-list` scenarios run against the API alone: the baseline would have to copy
-the placement statements of backend/services/task_tree.py), If-Match and Idempotency-Key.
+the placement statements of backend/services/statements/task_tree.py), If-Match and Idempotency-Key.
 
 Why psycopg 3 and not asyncpg (the baseline's driver until issue 23): several statements
 with parameters in one message need the simple-query protocol with the values bound on the
@@ -83,11 +83,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from backend.models.task import due_value, is_overdue
 from backend.models.task_event import CHANGE_TYPES, DAV_TYPES, FEED_TYPES
 from backend.models.task_fields import FIELDS as TASK_FIELDS
 from backend.models.task_table import Task
-from backend.models.types import due_value, is_overdue
-from backend.services.access import Action, roles
+from backend.services.statements.access import Action, roles
 from scripts.bench.cursors import encode_changes_cursor, encode_cursor, list_fingerprint
 
 SECRET = os.environ["JWT_SECRET"]
@@ -175,7 +175,7 @@ MEMBERS_REMINDERS = _if_member(
 OWN_REMINDERS = (
     f"CASE WHEN tasks.user_id = %(user)s THEN tasks.reminders ELSE {MEMBERS_REMINDERS} END"
 )
-# `backend.services.task_statements.TASK_VIEW`: the columns, but a completed task has no open
+# `backend.services.tasks.task_statements.TASK_VIEW`: the columns, but a completed task has no open
 # subtask (also in the RETURNING of the statement that completes it), and the reminders are the
 # caller's.
 VIEW = COLUMNS.replace(
@@ -222,7 +222,7 @@ def _access(member_roles: tuple[str, ...]) -> str:
 # A write's condition (`scope.space_locked`, migration 0033): the change lock of the row's space
 # before the row's lock.
 SPACE_LOCKED = "task_api_lock_space(tasks.user_id)"
-# `backend.services.changes.latest_position`: the caller's latest change, of its own space (task
+# `history.changes.latest_position`: the caller's latest change, of its own space (task
 # changes and the access it gained or lost) or of a list shared with it (its tasks' changes,
 # the id as an expression so the memberships' index finds them), or how far pruning went if that
 # is further, or 0. No horizon: a listing sends no hold ahead (issue 49).
@@ -318,7 +318,7 @@ TOGGLE_SQL = (
 )
 # The stored task, when the toggle wrote none (reached as the write would reach it).
 STORED_SQL = f"SELECT {VIEW} FROM tasks WHERE tasks.id = %(task_id)s AND {WRITABLE}"
-# A delete puts the task in the trash in its statement (backend/services/trash.py `trashing`):
+# A delete puts the task in the trash in its statement (services/history/trash.py `trashing`):
 # the DELETE is a CTE ahead of the INSERT the message answers with.
 DELETED_SQL = (
     f"gone AS (DELETE FROM tasks WHERE tasks.id = %(task_id)s AND {WRITABLE} "

@@ -20,8 +20,8 @@ import httpx
 from sqlalchemy import Connection, create_engine, text
 
 from backend.db.engine import normalize_url
-from backend.services.invitations import token_hash
-from scripts.bench.seed import BenchDb
+from backend.services.statements.tokens import token_hash
+from scripts.bench.db import BenchDb
 from scripts.bench.shared import INSERT_USERS
 from scripts.bench.workload import _lua
 

@@ -29,9 +29,9 @@ from sqlalchemy import create_engine, text
 from backend.db.engine import normalize_url
 from backend.models.app_password import dav_username
 from backend.models.names import name_key
-from backend.services.app_passwords import new_password
-from backend.services.invitations import token_hash
-from scripts.bench.seed import BenchDb
+from backend.services.accounts.app_passwords import new_password
+from backend.services.statements.tokens import token_hash
+from scripts.bench.db import BenchDb
 from scripts.bench.workload import _lua
 
 SCENARIO = "dav-put"

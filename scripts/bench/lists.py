@@ -5,7 +5,7 @@ benchmark"), run against the API alone:
   (`seed.py`: one per list owner). Each request moves a top-level task (every 37th of the
   list's 800, round) right after one of four fixed anchors: a move into a gap takes the
   midpoint, and the sixteenth or so into the same gap finds its neighbours adjacent and
-  respaces a run of siblings (backend/services/task_tree.py). `seed.reset` puts the tasks back
+  respaces a run of siblings (services/statements/task_tree.py). `seed.reset` puts the tasks back
   in their seeded places after the run.
 - `delete-list`: `DELETE /api/lists/{id}` of a list of 1,000 tasks (`seeding.LIST_TASKS`, the
   seeded layout: subtasks three levels deep), made just before the run (`make_pool`), one list
@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, text
 from backend.auth.tokens import issue_token
 from backend.config import Settings
 from backend.db.engine import normalize_url
-from scripts.bench.seed import BenchDb
+from scripts.bench.db import BenchDb
 from scripts.bench.workload import TOKEN_LIFETIME, _lua
 from scripts.seeding import list_owner, seed_lists
 

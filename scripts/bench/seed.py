@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -31,6 +30,7 @@ from sqlalchemy.engine import make_url
 
 from backend.db.engine import libpq_url, normalize_url
 from backend.db.migrations import migrate_up
+from scripts.bench.db import BenchDb as BenchDb
 from scripts.seeding import list_owner, seed_in_chunks, seed_lists
 
 # Bump when the seed's shape changes, so `--reuse` re-seeds an old database.
@@ -41,16 +41,6 @@ PLACES = "bench_seed_places"
 # connection of the largest standard run, so that concurrent moves seldom wait for the same
 # user's change lock.
 LIST_OWNERS = 32
-
-
-@dataclass(frozen=True)
-class BenchDb:
-    url: str  # libpq URL of the seeded database
-    users: int
-    tasks: int
-    max_seed_id: int  # tasks above this id were created by the benchmark
-    seed_seconds: float | None  # None when reused
-    list_owners: int = 0  # users `list_owner(1..n)`, each with one seeded list
 
 
 def list_owners(users: int) -> int:
@@ -121,10 +111,10 @@ def prepare(server: str, users: int, tasks: int, *, reuse: bool, quiet: bool = F
         )
         conn.execute(text(f"ALTER TABLE {PLACES} ADD PRIMARY KEY (id)"))
         # After the places: no move touches the shared lists (`seeded_tops` reads the places).
-        from scripts.bench.shared import seed_shared  # it reads this module's BenchDb
+        from scripts.bench.shared import seed_shared
 
         seed_shared(conn)
-        from scripts.bench.davsync import seed_syncers  # it reads this module's BenchDb
+        from scripts.bench.davsync import seed_syncers
 
         seed_syncers(conn)
         conn.execute(

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, create_engine, text
 from backend.auth.tokens import issue_token
 from backend.config import Settings
 from backend.db.engine import normalize_url
-from scripts.bench.seed import BenchDb
+from scripts.bench.db import BenchDb
 from scripts.bench.workload import TOKEN_LIFETIME, _lua
 from scripts.seeding import seed_lists
 

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, text
 from backend.auth.tokens import issue_token
 from backend.config import Settings
 from backend.db.engine import normalize_url
-from scripts.bench.seed import BenchDb
+from scripts.bench.db import BenchDb
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 TOKEN_LIFETIME = 12 * 3600

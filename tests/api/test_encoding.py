@@ -15,7 +15,7 @@ from backend.models import Priority, TaskPublic
 from backend.models.envelopes import TaskListEnvelope, TaskListMeta
 from backend.models.task import MinutesBeforeDue, ReminderAt, reminders_json
 from backend.recurrence import TIME_ZONES
-from backend.services.task_statements import TASK_VIEW
+from backend.services.tasks.task_statements import TASK_VIEW
 
 # A page row: every column of `tasks` and the computed counts, then the listing's sort key.
 Row = namedtuple("Row", [*(column.key for column in TASK_VIEW), "sort_key"])  # type: ignore[misc]

@@ -32,8 +32,8 @@ from backend.config import Settings
 from backend.errors import LimitReached
 from backend.main import create_app
 from backend.models.task_children import CHILDREN, TaskChild
-from backend.services.access import least_role
-from backend.services.changes import prune
+from backend.services.history.changes import prune
+from backend.services.statements.access import least_role
 from tests.conftest import ROOT, Account
 from tests.resources import (
     LIST,

@@ -30,7 +30,7 @@ from sqlalchemy import Engine, text
 
 from backend.config import Settings
 from backend.main import create_app
-from backend.services.notification_settings import token_hash
+from backend.services.statements.tokens import token_hash
 from tests.conftest import Account, bearer, make_token
 from tests.resources import (
     creators,

@@ -19,8 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from backend.api.responses import EXAMPLES
-from backend.services.attachments import orphan_cutoff, sweep_orphans
-from backend.services.trash import purge_expired
+from backend.services.history.trash import purge_expired
+from backend.services.tasks.attachments import orphan_cutoff, sweep_orphans
 from backend.storage import ObjectStorage, new_key
 from tests.attachments.conftest import MAX_FILE, QUOTA
 from tests.conftest import Account

@@ -21,7 +21,7 @@ from sqlalchemy import BigInteger, Column, Engine, MetaData, Table, Text, text
 
 from backend.models import task_children
 from backend.models.task_children import Stored, TaskChild
-from backend.services.attachments import orphan_cutoff, sweep_orphans
+from backend.services.tasks.attachments import orphan_cutoff, sweep_orphans
 from backend.storage import ObjectStorage, new_key
 from backend.storage.filesystem import INCOMING, FilesystemStorage
 from backend.storage.s3 import S3Storage

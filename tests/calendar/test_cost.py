@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 
 from backend.config import Settings
 from backend.main import create_app
-from backend.services import calendar_ics
+from backend.services.calendar import calendar_ics
 from scripts.bench.dbproxy import DbProxy
 from tests.calendar.test_feeds import make_feed, path_of
 from tests.conftest import TEST_SECRET, Account

@@ -15,8 +15,8 @@ from backend.api.responses import EXAMPLES
 from backend.config import Settings
 from backend.main import create_app
 from backend.models.calendar_feed import FEEDS_PER_USER
-from backend.services import calendar_ics
-from backend.services.invitations import token_hash
+from backend.services.calendar import calendar_ics
+from backend.services.statements.tokens import token_hash
 from tests.conftest import Account, count_rows
 from tests.sharing.conftest import SharedList
 

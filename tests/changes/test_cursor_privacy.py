@@ -23,7 +23,7 @@ from sqlalchemy import Engine, text
 
 from backend.config import Settings
 from backend.models import TaskSort
-from backend.services.task_listing import TaskListQuery
+from backend.services.tasks.task_listing import TaskListQuery
 from tests.changes.test_outbox import create
 from tests.conftest import Account
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from backend.services.changes import prune
+from backend.services.history.changes import prune
 from tests.changes.test_outbox import create
 from tests.conftest import Account
 

@@ -38,7 +38,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from backend.auth import tokens
-from backend.services import app_passwords, calendar_feeds, invitations, stream_tickets
+from backend.services.accounts import app_passwords, stream_tickets
+from backend.services.calendar import calendar_feeds
+from backend.services.sharing import invitations
 from backend.storage import s3
 from tests.chat.chatkit import done_items, items, new_thread
 from tests.chat.fake_model import FakeModel, call, fail, say, tool_results

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, text
 from backend.chat.turn import lease
 from backend.config import Settings
 from backend.errors import IdempotencyKeyInUse
-from backend.services.conversations import ConversationService
+from backend.services.chat.conversations import ConversationService
 from tests.chat.conftest import chat_settings
 from tests.chat.fake_model import HANG, FakeModel, Reply, call, hanging_turn, say
 from tests.chat.test_chat import tasks_of

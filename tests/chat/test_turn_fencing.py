@@ -18,8 +18,8 @@ from sqlalchemy import Engine, text
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.errors import IdempotencyKeyInUse
-from backend.services.conversations import ConversationService, Reply, TurnStart
-from backend.services.registry import UnitOfWork
+from backend.services.chat.conversations import ConversationService, Reply, TurnStart
+from backend.services.unit_of_work import UnitOfWork
 from tests.conftest import Account
 
 RAN_OUT = timedelta(0)

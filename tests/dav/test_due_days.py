@@ -13,10 +13,10 @@ from urllib.parse import unquote
 import pytest
 from fastapi.testclient import TestClient
 
-from backend.dav.vtodo import parse, render
+from backend.ical.vtodo import parse, render
 from backend.models import Priority
-from backend.services import calendar_ics
-from backend.services.dav_tags import RENDER_FORMAT
+from backend.services.calendar import calendar_ics
+from backend.services.calendar.dav_tags import RENDER_FORMAT
 from tests.conftest import Account
 from tests.dav.test_objects import (
     NO_LIST,

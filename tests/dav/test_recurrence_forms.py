@@ -22,12 +22,12 @@ from backend.dav.recurrence_forms import (
     classify_copy,
     match_completed_copy,
 )
-from backend.dav.vtodo import ParsedTodo, parse, render
+from backend.ical.vtodo import ParsedTodo, parse, render
 from backend.models import TaskCreate, TaskRow, TaskUpdate
 from backend.models.task_calendar import rule_key
-from backend.services.registry import UnitOfWork
-from backend.services.task_listing import TaskFilters, TaskListQuery
-from backend.services.tasks import TaskService
+from backend.services.tasks.service import TaskService
+from backend.services.tasks.task_listing import TaskFilters, TaskListQuery
+from backend.services.unit_of_work import UnitOfWork
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SUBJECT = "caldav-forms"

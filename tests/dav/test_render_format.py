@@ -1,6 +1,6 @@
 """The format numbers of what CalDAV and the calendar feeds serve, held against the bytes.
 
-An object's ETag (`services/dav_tags.py`: the database's, and `written_tag`, its copy a PUT
+An object's ETag (`services/calendar/dav_tags.py`: the database's, and `written_tag`, its copy a PUT
 answers) and a feed's (`calendar_ics.tag`) are computed from
 the values a body is made of and a format number (`RENDER_FORMAT`, `BODY_FORMAT`), never from
 the body: a change of the rendered bytes for the same values must bump the number, or a client
@@ -18,10 +18,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from backend.dav.vtodo import parse, render
+from backend.ical.vtodo import parse, render
 from backend.models import Priority
-from backend.services import calendar_ics
-from backend.services.dav_tags import RENDER_FORMAT, written_tag
+from backend.services.calendar import calendar_ics
+from backend.services.calendar.dav_tags import RENDER_FORMAT, written_tag
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

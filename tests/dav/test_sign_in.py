@@ -14,7 +14,7 @@ from backend.api.deps import READ_METHODS
 from backend.dav.auth import READ_ONLY, sign_in
 from backend.dav.routes import _EVERY_METHOD as DAV_METHODS
 from backend.errors import Forbidden
-from backend.services.tasks import TaskService
+from backend.services.tasks.service import TaskService
 from tests.api.test_app_passwords import basic, create
 from tests.conftest import Account
 

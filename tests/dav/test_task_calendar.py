@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from backend.dav.vtodo import parse, render
+from backend.ical.vtodo import parse, render
 from backend.models.task_calendar import MAPPING, NOT_MAPPED, InvalidTodoObject, derived_uid
 from backend.models.task_fields import FIELDS, WRITABLE
-from backend.services import calendar_ics
-from backend.services.dav_tags import RENDER_FORMAT
+from backend.services.calendar import calendar_ics
+from backend.services.calendar.dav_tags import RENDER_FORMAT
 from tests.conftest import Account
 from tests.dav.test_objects import NO_LIST, put, signed_in
 from tests.dav.test_vtodo import NOW, fixture, row, stored_as
@@ -242,7 +242,7 @@ _FEED_IN_ZONES = f"""
 import hashlib, sys
 from datetime import timedelta
 from zoneinfo import ZoneInfo
-from backend.services import calendar_ics
+from backend.services.calendar import calendar_ics
 from tests.dav.test_vtodo import NOW, row
 tasks = [
     row(id=n, due_date=(NOW + timedelta(days=n)).astimezone(ZoneInfo(zone)), time_zone=zone)

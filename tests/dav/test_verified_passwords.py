@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from backend.auth.password_cache import VerifiedPassword, VerifiedPasswords
 from backend.dav.auth import _verified_passwords
-from backend.services.invitations import token_hash
+from backend.services.statements.tokens import token_hash
 from tests.api.test_app_passwords import basic, create, propfind
 from tests.conftest import Account
 

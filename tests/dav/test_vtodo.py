@@ -1,4 +1,4 @@
-"""The VTODO mapping (backend/dav/vtodo.py; specs/caldav.md): real clients' objects read into
+"""The VTODO mapping (backend/ical/vtodo.py; specs/caldav.md): real clients' objects read into
 the REST fields, a task merged back into the kept object (what we do not model comes back byte
 for byte), each refusal a `CalendarObjectRefused`, and every body read back by icalendar's own
 parser. The rows here are plain values with a task row's attributes; the same merge over rows
@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from icalendar import Calendar
 
-from backend.dav import vtodo
-from backend.dav.vtodo import (
+from backend.ical import vtodo
+from backend.ical.vtodo import (
     MAX_OBJECT_BYTES,
     FieldRefused,
     NotATodo,

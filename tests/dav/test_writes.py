@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy import text as sql_text
 
-from backend.services.dav_objects import DavObjectService
+from backend.services.calendar.dav_objects import DavObjectService
 from tests.conftest import Account
 from tests.dav.test_objects import derived_path, put, signed_in, task_by_id, vtodo
 from tests.sharing.helpers import join, make_list, make_task

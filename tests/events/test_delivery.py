@@ -21,7 +21,7 @@ from standardwebhooks.webhooks import Webhook
 from backend.config import Settings, WebhookTarget
 from backend.events import outbox
 from backend.events.worker import Worker
-from backend.services.reminders import fire_due
+from backend.services.delivery.reminders import fire_due
 from tests.cli.helpers import closed_port, run_cli
 from tests.conftest import TEST_SECRET, Account
 from tests.events.conftest import (

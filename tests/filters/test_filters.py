@@ -14,10 +14,10 @@ from backend.api.responses import EXAMPLES
 from backend.contracts.task_listing import listing_query
 from backend.db.sender import Sender
 from backend.models.names import NAME_MAX_LENGTH
-from backend.services.saved_filters import saved_queries
-from backend.services.task_listing import TaskListQuery
-from backend.services.task_statements import listing_still_empty
-from backend.services.tasks import TaskService
+from backend.services.tasks.saved_filters import saved_queries
+from backend.services.tasks.service import TaskService
+from backend.services.tasks.task_listing import TaskListQuery
+from backend.services.tasks.task_statements import listing_still_empty
 from tests.conftest import Account, count_rows
 from tests.mcp.conftest import call_tool_rpc
 from tests.sharing.conftest import SharedList

@@ -186,7 +186,7 @@ def test_a_tool_call_is_logged_with_its_outcome(
 def test_a_tool_that_fails_unexpectedly_is_logged_and_counted_as_the_error_it_is(
     app: FastAPI, client: TestClient, alice: Account, access: pytest.LogCaptureFixture
 ) -> None:
-    from backend.services.tasks import TaskService
+    from backend.services.tasks.service import TaskService
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug in a service")

@@ -40,8 +40,8 @@ from backend.db.migrations import migrate_up
 from backend.db.sender import Sender, transaction_locals
 from backend.errors import DatabaseTimeout, DatabaseUnresponsive
 from backend.models import TaskCreate
-from backend.services.registry import UnitOfWork
-from backend.services.tasks import TaskService
+from backend.services.tasks.service import TaskService
+from backend.services.unit_of_work import UnitOfWork
 from tests.conftest import TEST_SECRET, bearer, make_token, running_server
 from tests.reliability.load import Outcome, Recorder
 from tests.reliability.servers import DedicatedPostgres, PgBouncer

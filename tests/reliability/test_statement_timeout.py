@@ -24,7 +24,7 @@ from backend.db.sender import Sender, transaction_locals
 from backend.errors import STATEMENT_TIMEOUT_MESSAGE
 from backend.main import create_app
 from backend.models import TaskCreate
-from backend.services.tasks import TaskService
+from backend.services.tasks.service import TaskService
 from tests.conftest import count_rows
 
 TIMEOUT_MS = 300

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine
 
 from backend.config import Settings
 from backend.main import create_app
-from backend.services.attachments import sweep_orphans
+from backend.services.tasks.attachments import sweep_orphans
 from backend.storage.app import app_storage
 from backend.storage.s3 import MIN_PART_BYTES, S3Storage
 from tests.conftest import _registering, loaded

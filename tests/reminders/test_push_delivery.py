@@ -30,7 +30,7 @@ from backend.events.health import WorkerMetrics
 from backend.events.notify import topic
 from backend.events.worker import Worker
 from backend.main import create_app
-from backend.services.reminders import fire_due
+from backend.services.delivery.reminders import fire_due
 from scripts.bench.reminder_peers import Browser, PushReceiver
 from tests.conftest import Account, count_rows
 from tests.sharing.helpers import join

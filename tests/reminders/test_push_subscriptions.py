@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 
 from backend.api.responses import EXAMPLES
 from backend.config import Settings
-from backend.services.push_endpoints import UnsafeEndpoint, resolve
+from backend.services.delivery.push_endpoints import UnsafeEndpoint, resolve
 from scripts.bench.reminder_peers import Browser, b64, unb64
 from tests.conftest import Account, count_rows
 

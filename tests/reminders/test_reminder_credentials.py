@@ -26,7 +26,7 @@ from backend.config import Settings, new_vapid_key
 from backend.events.deliveries import reminder_lane
 from backend.events.health import WorkerMetrics
 from backend.main import create_app
-from backend.services.notification_settings import unsubscribe_token
+from backend.services.delivery.notification_settings import unsubscribe_token
 from scripts.bench.reminder_peers import PushReceiver
 from tests.chat.test_credentials import _database, _server_logs
 from tests.conftest import Account

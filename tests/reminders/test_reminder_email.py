@@ -28,8 +28,8 @@ from backend.config import Settings
 from backend.events.deliveries import reminder_lane
 from backend.events.engine import Lane
 from backend.events.health import WorkerMetrics
+from backend.events.mail import reminder_message
 from backend.main import create_app
-from backend.services.mail import reminder_message
 from scripts.bench.reminder_peers import Inbox
 from tests.cli.helpers import run_cli
 from tests.conftest import Account, count_rows

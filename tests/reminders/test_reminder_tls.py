@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 
 from backend.config import Settings
-from backend.services.mail import MailFailed, MailSender, reminder_message
+from backend.events.mail import MailFailed, MailSender, reminder_message
 from tests.reminders.test_reminder_email import Inbox, _port, body
 
 USER, PASSWORD = "reminders", "smtp-password-for-the-tls-test"

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from backend.config import Settings
-from backend.services.reminders import fire_due
+from backend.services.delivery.reminders import fire_due
 from tests.conftest import Account
 
 

@@ -15,7 +15,7 @@ from backend.api.pagination import (
     encode_cursor,
 )
 from backend.models import TaskStatus
-from backend.services.task_listing import Keyset, TaskFilters, TaskListQuery
+from backend.services.tasks.task_listing import Keyset, TaskFilters, TaskListQuery
 from scripts.bench import cursors
 
 SECRET = "bench-cursor-test-secret-0123456789abcdef"

@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend.auth import token_cache
-from backend.auth.token_cache import VerifiedTokens
+from backend.auth.bearer import VerifiedTokens
 from backend.auth.tokens import TokenClaims
 from tests.conftest import Account
 

@@ -20,8 +20,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from backend.db.scope import OWNER
 from backend.db.sender import render
 from backend.models import Priority, Task, TaskSort
-from backend.services.task_listing import Keyset, TaskFilters, TaskListQuery
-from backend.services.task_statements import listing, updating
+from backend.services.tasks.task_listing import Keyset, TaskFilters, TaskListQuery
+from backend.services.tasks.task_statements import listing, updating
 from tests.conftest import Account
 
 _T = Task.__table__.c  # type: ignore[attr-defined]

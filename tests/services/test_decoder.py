@@ -14,9 +14,9 @@ from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.models import TaskCreate, TaskUpdate
 from backend.models.task_ops import BulkOperation
-from backend.services.registry import UnitOfWork
-from backend.services.task_statements import TASK_VIEW
-from backend.services.tasks import TaskService
+from backend.services.tasks.service import TaskService
+from backend.services.tasks.task_statements import TASK_VIEW
+from backend.services.unit_of_work import UnitOfWork
 
 _FULL = {
     "title": "every column",

@@ -21,9 +21,9 @@ from sqlalchemy import Engine, event, text
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
 from backend.db.sender import transaction_locals
-from backend.services.changes import ChangeFeed, ChangePage
+from backend.services.history.changes import ChangeFeed, ChangePage
 from backend.services.live import Listener, LiveFeeds, feed_head, moved_since
-from backend.services.registry import UnitOfWork
+from backend.services.unit_of_work import UnitOfWork
 from tests.conftest import Account
 from tests.sharing.helpers import add_member, make_list, make_task, remove_member
 

@@ -16,8 +16,8 @@ from backend.config import Settings
 from backend.db.engine import CONNECTION_KEYS, create_db_engine
 from backend.errors import Unauthorized
 from backend.models import TaskCreate
-from backend.services.registry import UnitOfWork
-from backend.services.tasks import TaskService
+from backend.services.tasks.service import TaskService
+from backend.services.unit_of_work import UnitOfWork
 
 
 @pytest.fixture

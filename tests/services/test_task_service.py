@@ -13,9 +13,9 @@ from backend.config import Settings
 from backend.db.sender import Sender
 from backend.errors import NotFound
 from backend.models import SortOrder, TaskCreate, TaskSort, TaskStatus, TaskUpdate
-from backend.services.registry import UnitOfWork
-from backend.services.task_listing import TaskFilters, TaskListQuery
-from backend.services.tasks import TaskService
+from backend.services.tasks.service import TaskService
+from backend.services.tasks.task_listing import TaskFilters, TaskListQuery
+from backend.services.unit_of_work import UnitOfWork
 
 
 def work_as(engine: Engine, settings: Settings, user_id: str) -> UnitOfWork:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from backend.models import Task
 from backend.models.task_fields import DERIVED, FIELDS, WRITABLE
-from backend.services import undo
+from backend.services.tasks import undo
 
 # What a change records of a task: the `tasks` trigger's `to_jsonb(NEW)` less the derived
 # counts, then `version` and `updated_at` (they change with every update: migration 0034,

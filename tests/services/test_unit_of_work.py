@@ -21,8 +21,8 @@ from backend.db.scope import OWNER
 from backend.errors import describe
 from backend.models import Task, TaskCreate
 from backend.services.rate_limits import RateLimiter
-from backend.services.registry import UnitOfWork
-from backend.services.tasks import TaskService
+from backend.services.tasks.service import TaskService
+from backend.services.unit_of_work import UnitOfWork
 
 
 def _terminate(database_url: str, pid: int) -> None:

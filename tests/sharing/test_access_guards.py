@@ -14,7 +14,7 @@ from backend.db.scope import OWNER, _memberships, access, shared
 from backend.db.scope_check import problem, unscoped
 from backend.models import ListMember, Task
 from backend.models.task_list import TaskList
-from backend.services.access import Action, roles
+from backend.services.statements.access import Action, roles
 
 T = Task.__table__  # type: ignore[attr-defined]
 L = TaskList.__table__  # type: ignore[attr-defined]

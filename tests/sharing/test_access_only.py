@@ -1,4 +1,4 @@
-"""Access is applied by construction (issue 49): outside backend/services/access.py no module
+"""Access is applied by construction (issue 49): outside services/statements/access.py no module
 applies the access predicate or checks a role by hand. Services name the action (`may`,
 `may_shared`, `may_manage`, `role_in`, `role_may`, `require`, `denied`, `needed_for`, `permitted`,
 `owns`); the predicate (backend/db/scope.py) and the role table (`LEAST_ROLE`, `roles`,
@@ -21,14 +21,14 @@ import pytest
 from backend.models.sharing import Role
 
 _BACKEND = Path(__file__).resolve().parents[2] / "backend"
-_ACCESS = _BACKEND / "services" / "access.py"
+_ACCESS = _BACKEND / "services" / "statements" / "access.py"
 _DATA_LAYER = _BACKEND / "db"
 _ROLE_ITSELF = _BACKEND / "models" / "sharing.py"  # where `Role` and its ranks are defined
 
 # What only the access module may import, by module.
 _RESERVED = {
     "backend.db.scope": {"access", "shared", "caller_role", "_memberships"},
-    "backend.services.access": {"LEAST_ROLE", "roles", "allows", "refuse"},
+    "backend.services.statements.access": {"LEAST_ROLE", "roles", "allows", "refuse"},
 }
 _ROLE_NAMES = {role.value for role in Role}
 
@@ -105,11 +105,11 @@ def test_no_module_applies_access_by_hand(path: Path) -> None:
         "from backend.db.scope import OWNER, access",
         "from backend.db.scope import shared",
         "from backend.db.scope import caller_role as role",
-        "from backend.services.access import Action, allows",
-        "from backend.services.access import refuse",
-        "from backend.services.access import roles",
-        "from backend.services.access import LEAST_ROLE",
-        "from backend.services import access",
+        "from backend.services.statements.access import Action, allows",
+        "from backend.services.statements.access import refuse",
+        "from backend.services.statements.access import roles",
+        "from backend.services.statements.access import LEAST_ROLE",
+        "from backend.services.statements import access",
         "from backend.db import scope",
         "import backend.db.scope",
         "if role == Role.owner:\n    pass",
@@ -128,7 +128,7 @@ def test_each_escape_is_found(source: str) -> None:
 def test_naming_the_action_is_no_escape() -> None:
     source = (
         "from backend.db.scope import OWNER, Scoped, owned, space_locked\n"
-        "from backend.services.access import Action, may, require, role_in\n"
+        "from backend.services.statements.access import Action, may, require, role_in\n"
         "_ROLE = role_in(_TASKS)\n"
         "_VISIBLE = may(_LISTS, Action.LIST_READ)\n"
         "require(role, Action.INVITE, NotFound('List not found'))\n"

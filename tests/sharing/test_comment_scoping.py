@@ -19,8 +19,8 @@ from backend.db.scope import OWNER, access
 from backend.db.scope_check import unscoped
 from backend.models import Task
 from backend.models.sharing import ListMember, TaskComment
-from backend.services.access import Action, roles
-from backend.services.task_children import TaskCommentService
+from backend.services.statements.access import Action, roles
+from backend.services.tasks.task_children import TaskCommentService
 
 _C = TaskComment.__table__.c  # type: ignore[attr-defined]
 _T = Task.__table__.c  # type: ignore[attr-defined]
@@ -32,7 +32,7 @@ _TASK = bindparam("task", type_=BigInteger)
 _COMMENT = bindparam("comment", type_=BigInteger)
 
 
-# The statements a task's child sends (backend/services/child_rows.py), built for comments.
+# The statements a task's child sends (backend/services/tasks/child_rows.py), built for comments.
 _ROWS = TaskCommentService.rows
 SENT = {
     "page": _ROWS.page,

@@ -20,7 +20,7 @@ from backend.api.live import ChangeStream
 from backend.mcp.tools import TOOLS as MCP_TOOLS
 from backend.models.envelopes import TaskChangesEnvelope
 from backend.models.references import Subject
-from backend.services.access import LEAST_ROLE, Action
+from backend.services.statements.access import LEAST_ROLE, Action
 from tests import resources
 from tests.conftest import Account, api_routes
 from tests.sharing.references import FEEDS, ID_NAME, ROUTES, TOOLS, id_fields, tool_fields

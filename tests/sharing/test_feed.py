@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from backend.config import Settings
-from backend.services import changes
+from backend.services.history import changes
 from tests.conftest import Account
 from tests.events.conftest import Receiver, delivery_settings, make_worker, receiver
 from tests.sharing.helpers import add_member, drain_feed, make_list, make_task, remove_member

@@ -16,7 +16,7 @@ from backend.api.responses import EXAMPLES
 from backend.config import Settings
 from backend.db.scope_check import unscoped
 from backend.main import create_app
-from backend.services import invitations as invitation_statements
+from backend.services.sharing import invitations as invitation_statements
 from tests.api.test_rate_limits import _clear_of_a_window_boundary  # noqa: F401 (a fixture)
 from tests.conftest import Account, count_rows
 from tests.sharing.helpers import invite, join, make_list, make_task, members

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql
 
-from backend.services.task_listing import TaskListQuery
-from backend.services.task_statements import listing
+from backend.services.tasks.task_listing import TaskListQuery
+from backend.services.tasks.task_statements import listing
 from tests.conftest import Account
 from tests.sharing.conftest import SharedList
 from tests.sharing.helpers import add_member, get, remove_member

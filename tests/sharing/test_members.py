@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from backend.db.scope_check import unscoped
-from backend.services import members as member_statements
+from backend.services.sharing import members as member_statements
 from tests.conftest import Account
 from tests.sharing.helpers import join, make_list, members
 

@@ -35,7 +35,7 @@ from sqlalchemy import Engine, text
 
 from backend.models.references import INVITATIONS, MEMBERS, Reference
 from backend.models.task_children import CHILDREN, TaskChild
-from backend.services.access import LEAST_ROLE, Action, allows, least_role
+from backend.services.statements.access import LEAST_ROLE, Action, allows, least_role
 from tests.conftest import Account
 from tests.resources import FILE_ROUTES, body_of
 from tests.sharing.conftest import SharedList

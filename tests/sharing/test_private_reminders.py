@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from backend.config import Settings
-from backend.services.reminders import fire_due
+from backend.services.delivery.reminders import fire_due
 from tests.chat.conftest import chat, chat_app, model  # noqa: F401  (the chat fixtures)
 from tests.chat.fake_model import FakeModel, call, say
 from tests.chat.test_chat import send

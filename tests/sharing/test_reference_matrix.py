@@ -39,7 +39,7 @@ from sqlalchemy import Engine, text
 from backend.mcp.tools import TOOLS as MCP_TOOLS
 from backend.models.references import LISTS, MEMBERS, TASKS, Reference
 from backend.models.types import TAGS_MAX_COUNT
-from backend.services.access import LEAST_ROLE, Action, allows
+from backend.services.statements.access import LEAST_ROLE, Action, allows
 from tests.conftest import Account, api_routes
 from tests.mcp.conftest import call_tool_rpc
 from tests.mcp.test_isolation import extra_arguments

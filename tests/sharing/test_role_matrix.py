@@ -27,7 +27,7 @@ from sqlalchemy import Engine, text
 
 from backend.mcp.tools import TOOLS as MCP_TOOLS
 from backend.models.task_children import CHILDREN, TaskChild
-from backend.services.access import LEAST_ROLE, Action, allows
+from backend.services.statements.access import LEAST_ROLE, Action, allows
 from tests.conftest import Account
 from tests.mcp.conftest import call_tool_rpc
 from tests.mcp.test_isolation import LIST as ISOLATION_LIST

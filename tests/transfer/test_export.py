@@ -21,7 +21,7 @@ from sqlalchemy import Engine, text
 
 from backend.auth.tokens import TokenClaims
 from backend.config import Settings
-from backend.services.registry import UnitOfWork
+from backend.services.unit_of_work import UnitOfWork
 from backend.storage.app import app_storage
 from backend.transfer.exporter import Account as Exported
 from backend.transfer.exporter import archive

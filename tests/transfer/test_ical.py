@@ -1,5 +1,5 @@
 """iCalendar files of VTODOs (Apple Reminders, Thunderbird, our own tasks.ics) read as CalDAV
-reads each object (backend/dav/vtodo.py), into a Plan."""
+reads each object (backend/ical/vtodo.py), into a Plan."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from backend.api.responses import EXAMPLES
 from backend.models.task_list import TASKS_PER_LIST
 from backend.models.trash import TRASH_DAYS
-from backend.services.trash import purge_expired
+from backend.services.history.trash import purge_expired
 from tests.calendar.test_feeds import make_feed, parsed, summaries
 from tests.conftest import Account, count_rows
 from tests.sharing.helpers import (

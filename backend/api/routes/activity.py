@@ -13,7 +13,7 @@ from backend.api.actions import acts
 from backend.api.conditional import IfMatch, if_match_tasks
 from backend.api.deps import Door, DoorRoute, uses
 from backend.api.idempotency import IdempotentDep
-from backend.api.pagination import Cursor, PageSize, decode_row_cursor, encode_row_cursor
+from backend.api.pagination import Cursor, PageSize, row_page
 from backend.api.responses import (
     INVALID_CURSOR,
     LIST_NOT_FOUND,
@@ -32,8 +32,8 @@ from backend.models.common import DecimalDigits, ListMeta
 from backend.models.envelopes import ActivityEnvelope, TaskEnvelope
 from backend.models.references import Action, Reference
 from backend.models.types import TASK_ID_MAX
-from backend.services import undo
-from backend.services.activity import ActivityService
+from backend.services.history.activity import ActivityService
+from backend.services.tasks import undo
 
 router = APIRouter(tags=["activity"], responses=errors(401, 422, 503), route_class=DoorRoute)
 
@@ -43,14 +43,9 @@ _RETENTION = (
 )
 
 
-def _envelope(
-    rows: Sequence[Any], more: bool, limit: int, secret: str, kind: str, user_id: str
-) -> ActivityEnvelope:
-    next_cursor = encode_row_cursor(secret, kind, user_id, 0, rows[-1].id) if more else None
-    return ActivityEnvelope(
-        data=[ActivityItem.from_row(row) for row in rows],
-        meta=ListMeta(count=len(rows), limit=limit, has_more=more, next_cursor=next_cursor),
-    )
+def _envelope(page: tuple[Sequence[Any], ListMeta]) -> ActivityEnvelope:
+    rows, meta = page
+    return ActivityEnvelope(data=[ActivityItem.from_row(row) for row in rows], meta=meta)
 
 
 @router.get(
@@ -70,10 +65,7 @@ def list_activity(
     limit: PageSize = 50,
     cursor: Cursor = None,
 ) -> ActivityEnvelope:
-    secret, user_id = door.settings.signing_secret(), door.caller_id
-    before = decode_row_cursor(secret, "activity", user_id, cursor)[1] if cursor else None
-    rows, more = activity.page(before, limit)
-    return _envelope(rows, more, limit, secret, "activity", user_id)
+    return _envelope(row_page(door, "activity", limit, cursor, lambda at: activity.page(at, limit)))
 
 
 @router.get(
@@ -94,11 +86,10 @@ def list_list_activity(
     limit: PageSize = 50,
     cursor: Cursor = None,
 ) -> ActivityEnvelope:
-    secret, user_id = door.settings.signing_secret(), door.caller_id
-    kind = f"activity/{list_id}"
-    before = decode_row_cursor(secret, kind, user_id, cursor)[1] if cursor else None
-    rows, more = activity.list_page(list_id, before, limit)
-    return _envelope(rows, more, limit, secret, kind, user_id)
+    def read(before: int | None) -> tuple[Sequence[Any], bool]:
+        return activity.list_page(list_id, before, limit)
+
+    return _envelope(row_page(door, f"activity/{list_id}", limit, cursor, read))
 
 
 EventId = Annotated[

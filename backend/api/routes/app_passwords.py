@@ -22,7 +22,7 @@ from backend.models.app_password import (
 from backend.models.common import DecimalDigits
 from backend.models.envelopes import AppPasswordCreatedEnvelope, AppPasswordsEnvelope, CountMeta
 from backend.models.references import Reference
-from backend.services.app_passwords import ROWS, AppPasswordService
+from backend.services.accounts.app_passwords import ROWS, AppPasswordService
 
 router = APIRouter(prefix="/api/app-passwords", tags=["app-passwords"], route_class=DoorRoute)
 TAGS = {

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import Message
@@ -52,8 +52,8 @@ from backend.models.attachment import (
 from backend.models.common import DataEnvelope, DecimalDigits
 from backend.models.references import Reference
 from backend.models.types import TASK_ID_MAX
-from backend.services.attachments import QUOTA_REACHED, AttachmentService
-from backend.services.task_children import TaskAttachmentService
+from backend.services.tasks.attachments import QUOTA_REACHED, AttachmentService
+from backend.services.tasks.task_children import TaskAttachmentService
 from backend.storage import StorageError, download_headers
 from backend.storage.app import StoredUpload, app_storage, delete_quietly, store_upload
 
@@ -170,24 +170,33 @@ def _stalling(request: Request, seconds: float) -> Request:
     return Request(request.scope, within)
 
 
-@asynccontextmanager
-async def _the_file(request: Request) -> AsyncIterator[UploadFile]:
-    """The one part `file` of a multipart body (spooled by Starlette: 1 MiB in memory, the
-    rest on disk), or 422: no part, another part, two files, not multipart. A body cut short
-    (the client gone, the server's deadline) is the client's abort: logged at INFO."""
+async def multipart_form(
+    request: Request, fields: int, not_multipart: AppError, malformed: str
+) -> FormData:
+    """A multipart body's parts (at most one file and `fields` fields; a file spooled by
+    Starlette: 1 MiB in memory, the rest on disk), or 422 (`not_multipart`; a malformed body,
+    a second file or a field too many: `malformed`, at `file`). A body cut short (the client
+    gone, the server's deadline) is the client's abort: logged at INFO."""
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind != "multipart/form-data":
-        raise _NO_FILE
+        raise not_multipart
     try:
-        form = await request.form(max_files=1, max_fields=0)
+        return await request.form(max_files=1, max_fields=fields)
     except ClientDisconnect:
         logger.info("An upload's connection ended before its body did (the client's abort)")
         raise UploadIncomplete() from None
     except StarletteHTTPException as exc:  # Starlette's own (a multipart error), not FastAPI's
         if exc.status_code == status.HTTP_413_CONTENT_TOO_LARGE:
             raise
-        # A malformed body, a second file or a field: Starlette's 400, as our 422.
-        raise InvalidRequest.at("file", "Send exactly one part, named `file`") from None
+        # Starlette's 400, as our 422.
+        raise InvalidRequest.at("file", malformed) from None
+
+
+@asynccontextmanager
+async def _the_file(request: Request) -> AsyncIterator[UploadFile]:
+    """The one part `file` of a multipart body, or 422: no part, another part, two files, not
+    multipart."""
+    form = await multipart_form(request, 0, _NO_FILE, "Send exactly one part, named `file`")
     try:
         parts = form.multi_items()
         if len(parts) != 1 or parts[0][0] != "file" or not isinstance(parts[0][1], UploadFile):

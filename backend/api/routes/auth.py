@@ -15,11 +15,11 @@ from backend.errors import NotFound
 from backend.models import AuthSession, UserLogin, UserPublic, UserRegister, UserRow
 from backend.models.envelopes import AuthSessionEnvelope, UserEnvelope
 from backend.models.oauth import TokenRequest, TokenResponse
-from backend.services.app_passwords import AppPasswordService
-from backend.services.attachments import AttachmentService
-from backend.services.calendar_feeds import CalendarFeedService
+from backend.services.accounts.app_passwords import AppPasswordService
+from backend.services.accounts.users import UserService
+from backend.services.calendar.calendar_feeds import CalendarFeedService
 from backend.services.rate_limits import RateLimiter
-from backend.services.users import UserService
+from backend.services.tasks.attachments import AttachmentService
 from backend.storage.app import delete_objects
 
 router = APIRouter(

@@ -34,8 +34,12 @@ from backend.models.common import DecimalDigits
 from backend.models.envelopes import CalendarFeedCreatedEnvelope, CalendarFeedsEnvelope
 from backend.models.references import Reference
 from backend.models.types import TASK_ID_MAX
-from backend.services import calendar_ics
-from backend.services.calendar_feeds import CalendarFeedReader, CalendarFeedService, NewFeed
+from backend.services.calendar import calendar_ics
+from backend.services.calendar.calendar_feeds import (
+    CalendarFeedReader,
+    CalendarFeedService,
+    NewFeed,
+)
 
 router = APIRouter(prefix="/api", tags=["calendar"], route_class=DoorRoute)
 

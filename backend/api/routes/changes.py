@@ -16,7 +16,7 @@ from backend.models.change import ChangesMeta, TaskChange
 from backend.models.common import DecimalDigits
 from backend.models.envelopes import TaskChangesEnvelope
 from backend.models.references import Action
-from backend.services.changes import ChangeFeed
+from backend.services.history.changes import ChangeFeed
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

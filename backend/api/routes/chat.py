@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -19,7 +19,7 @@ from starlette.datastructures import MutableHeaders
 
 from backend.api.deps import Door, DoorRoute, uses
 from backend.api.idempotency import REPLAYED_HEADER
-from backend.api.pagination import Cursor, PageSize, decode_row_cursor, encode_row_cursor
+from backend.api.pagination import Cursor, PageSize, row_page
 from backend.api.responses import (
     CHAT_NOT_CONFIGURED,
     CHAT_PROVIDER_ERROR,
@@ -40,7 +40,7 @@ from backend.api.routes.user_tasks import UserId
 from backend.chat import turn
 from backend.errors import describe, error_body
 from backend.mcp.caller import Caller
-from backend.models.common import DecimalDigits, ListMeta
+from backend.models.common import DecimalDigits
 from backend.models.conversation import (
     CONVERSATION_ID_MAX,
     ChatRequest,
@@ -51,7 +51,7 @@ from backend.models.envelopes import ChatEnvelope, ConversationsEnvelope, Messag
 from backend.models.idempotency import KEY_MAX_LENGTH
 from backend.models.references import CONVERSATIONS, Reference
 from backend.observability.logging import OUTCOME_STATUS_KEY
-from backend.services.conversations import ConversationService
+from backend.services.chat.conversations import ConversationService
 
 router = APIRouter(tags=["chat"], responses=errors(401, 422), route_class=DoorRoute)
 
@@ -251,20 +251,18 @@ def list_conversations(
     limit: PageSize = 20,
     cursor: Cursor = None,
 ) -> ConversationsEnvelope:
-    secret, user_id = door.settings.signing_secret(), door.caller_id
-    after = None
-    if cursor:
-        micros, last_id = decode_row_cursor(secret, "conversations", user_id, cursor)
-        after = (datetime.fromtimestamp(micros / 1_000_000, UTC), last_id)
-    rows, more = conversations.page(limit, after)
-    next_cursor = None
-    if more:
-        last = rows[-1]
-        micros = round(last.updated_at.timestamp() * 1_000_000)
-        next_cursor = encode_row_cursor(secret, "conversations", user_id, micros, last.id)
+    def read(after: tuple[int, int] | None) -> tuple[Sequence[Any], bool]:
+        if after is None:
+            return conversations.page(limit, None)
+        micros, last_id = after
+        return conversations.page(limit, (datetime.fromtimestamp(micros / 1_000_000, UTC), last_id))
+
+    def key(row: Any) -> int:
+        return round(float(row.updated_at.timestamp()) * 1_000_000)
+
+    rows, meta = row_page(door, "conversations", limit, cursor, read, key)
     return ConversationsEnvelope(
-        data=[ConversationPublic.model_validate(row) for row in rows],
-        meta=ListMeta(count=len(rows), limit=limit, has_more=more, next_cursor=next_cursor),
+        data=[ConversationPublic.model_validate(row) for row in rows], meta=meta
     )
 
 
@@ -284,14 +282,12 @@ def list_conversation_messages(
     limit: PageSize = 50,
     cursor: Cursor = None,
 ) -> MessagesEnvelope:
-    secret, user_id = door.settings.signing_secret(), door.caller_id
-    kind = f"messages/{conversation_id}"
-    after = decode_row_cursor(secret, kind, user_id, cursor)[1] if cursor else None
-    rows, more = conversations.messages(conversation_id, limit, after)
-    next_cursor = encode_row_cursor(secret, kind, user_id, 0, rows[-1].id) if more else None
+    def read(after: int | None) -> tuple[Sequence[Any], bool]:
+        return conversations.messages(conversation_id, limit, after)
+
+    rows, meta = row_page(door, f"messages/{conversation_id}", limit, cursor, read)
     return MessagesEnvelope(
-        data=[MessagePublic.model_validate(turn.message_view(row)) for row in rows],
-        meta=ListMeta(count=len(rows), limit=limit, has_more=more, next_cursor=next_cursor),
+        data=[MessagePublic.model_validate(turn.message_view(row)) for row in rows], meta=meta
     )
 
 

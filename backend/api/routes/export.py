@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from backend.api.deps import Door, DoorRoute, uses
 from backend.api.responses import errors
-from backend.services.users import UserService
+from backend.services.accounts.users import UserService
 from backend.storage.app import app_storage
 from backend.transfer.exporter import MEDIA_TYPE, Account, archive, file_name
 

@@ -15,7 +15,7 @@ from backend.contracts.saved_filters import FilterCreate, FilterPublic, FilterUp
 from backend.models.common import DecimalDigits
 from backend.models.references import Reference
 from backend.models.saved_filter import FILTER_ID_MAX, SavedFilter
-from backend.services.saved_filters import SavedFilterService
+from backend.services.tasks.saved_filters import SavedFilterService
 
 router = named_rows_router(
     SavedFilterService,

@@ -12,18 +12,16 @@ from typing import Annotated, Any, get_args
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
 
 from backend.api.deps import Door, DoorRoute, SettingsDep, uses
 from backend.api.responses import EXAMPLES, VALIDATION, ErrorExample, errors, ok
+from backend.api.routes.attachments import multipart_form
 from backend.errors import (
     Conflict,
     InvalidRequest,
     LimitReached,
     NotFound,
     PayloadTooLarge,
-    UploadIncomplete,
 )
 from backend.models.common import DataEnvelope, DecimalDigits, ListMeta
 from backend.models.imports import (
@@ -34,11 +32,11 @@ from backend.models.imports import (
 )
 from backend.models.references import Reference
 from backend.models.task_calendar import KNOWN_ZONES
-from backend.services.imports import IMPORT_NOT_FOUND, PENDING_MESSAGE, ImportService
-from backend.services.lists import ListService
-from backend.services.notification_settings import NotificationSettingsService
-from backend.services.saved_filters import SavedFilterService
-from backend.services.tasks import TaskService
+from backend.services.delivery.notification_settings import NotificationSettingsService
+from backend.services.sharing.lists import ListService
+from backend.services.tasks.saved_filters import SavedFilterService
+from backend.services.tasks.service import TaskService
+from backend.services.transfer.imports import IMPORT_NOT_FOUND, PENDING_MESSAGE, ImportService
 from backend.transfer import sources
 from backend.transfer.importer import analyse, check_list, standing_of, undo
 from backend.transfer.plan import SOURCES, NotThisSource, Plan, Source
@@ -46,7 +44,6 @@ from backend.transfer.plan import SOURCES, NotThisSource, Plan, Source
 IMPORTS_PATH = r"^/api/imports/?$"
 # What a multipart body may add to its file's bytes: the boundaries, headers and options.
 MULTIPART_OVERHEAD = 64 * 1024
-_SPOOL = 1024 * 1024
 
 
 class ImportEnvelope(DataEnvelope[ImportPublic]):
@@ -154,17 +151,8 @@ def _option(form: Any, name: str) -> str | None:
 async def _upload(request: Request, settings: SettingsDep) -> AsyncIterator[Upload]:
     """The multipart body's file (past IMPORT_MAX_BYTES: 413 as soon as it is seen, the rest
     never read whole) and options, read before the unit of work connects."""
-    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if kind != "multipart/form-data":
-        raise InvalidRequest.at("file", "Send multipart/form-data with a part named `file`")
-    try:
-        form = await request.form(max_files=1, max_fields=10)
-    except ClientDisconnect:
-        raise UploadIncomplete() from None
-    except StarletteHTTPException as exc:
-        if exc.status_code == status.HTTP_413_CONTENT_TOO_LARGE:
-            raise
-        raise InvalidRequest.at("file", "A malformed multipart body") from None
+    not_multipart = InvalidRequest.at("file", "Send multipart/form-data with a part named `file`")
+    form = await multipart_form(request, 10, not_multipart, "A malformed multipart body")
     try:
         unknown = set(form.keys()) - set(_FORM["properties"])  # type: ignore[call-overload]
         if unknown:

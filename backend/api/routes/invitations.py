@@ -31,8 +31,8 @@ from backend.models.envelopes import (
 from backend.models.references import INVITATIONS, Action, Reference
 from backend.models.sharing import INVITATION_DAYS, InvitationAccept, InvitationCreate
 from backend.models.types import TASK_ID_MAX
-from backend.services.invitations import InvitationService
 from backend.services.rate_limits import invitation_limit
+from backend.services.sharing.invitations import InvitationService
 
 router = APIRouter(
     prefix="/api", tags=["invitations"], responses=errors(401, 422, 503), route_class=DoorRoute

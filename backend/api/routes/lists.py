@@ -33,7 +33,7 @@ from backend.models.task_list import (
     ListRow,
     ListUpdate,
 )
-from backend.services.lists import ListService
+from backend.services.sharing.lists import ListService
 
 router = APIRouter(
     prefix="/api/lists", tags=["lists"], responses=errors(401, 422, 503), route_class=DoorRoute

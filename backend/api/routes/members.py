@@ -29,7 +29,7 @@ from backend.models.envelopes import MemberEnvelope, MembersEnvelope, SingleList
 from backend.models.references import MEMBERS, Action, Reference
 from backend.models.sharing import MemberUpdate, Transfer
 from backend.models.user import USER_ID_MAX_LENGTH
-from backend.services.members import MemberService
+from backend.services.sharing.members import MemberService
 
 router = APIRouter(
     prefix="/api/lists", tags=["members"], responses=errors(401, 422, 503), route_class=DoorRoute

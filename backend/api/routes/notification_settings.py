@@ -21,13 +21,13 @@ from backend.models.notification_settings import (
     EmailConfirmed,
     NotificationSettingsUpdate,
 )
-from backend.services.notification_settings import (
+from backend.services.delivery.notification_settings import (
     CONFIRM_FIRST,
     LINK_NOT_FOUND,
     NotificationSettingsService,
 )
 from backend.services.rate_limits import RateLimiter
-from backend.services.registry import UnitOfWork
+from backend.services.unit_of_work import UnitOfWork
 
 router = APIRouter(
     prefix="/api/notification-settings", tags=["notification-settings"], route_class=DoorRoute

@@ -26,8 +26,8 @@ from backend.models.push_subscription import (
     PushSubscriptionPublic,
 )
 from backend.models.references import Reference
-from backend.services.push_endpoints import public_key
-from backend.services.push_subscriptions import ROWS, PushSubscriptionService
+from backend.services.delivery.push_endpoints import public_key
+from backend.services.delivery.push_subscriptions import ROWS, PushSubscriptionService
 
 router = APIRouter(
     prefix="/api/push-subscriptions", tags=["push-subscriptions"], route_class=DoorRoute

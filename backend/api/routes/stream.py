@@ -20,9 +20,9 @@ from backend.errors import Unauthorized
 from backend.models import StreamTicketPublic
 from backend.models.envelopes import StreamTicketEnvelope
 from backend.models.references import Action
+from backend.services.accounts.stream_tickets import StreamTickets
 from backend.services.live import LiveFeeds
-from backend.services.registry import UnitOfWork
-from backend.services.stream_tickets import StreamTickets
+from backend.services.unit_of_work import UnitOfWork
 
 ERROR_ENVELOPE = "#/components/schemas/ErrorEnvelope"
 # Whatever was wrong with a ticket (unknown, used, expired, its account gone): one answer.

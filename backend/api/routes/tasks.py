@@ -69,9 +69,9 @@ from backend.models.task_ops import (
     TaskMove,
     TaskOccurrences,
 )
-from backend.services.quick_add import QuickAddService
-from backend.services.task_listing import TaskListQuery
-from backend.services.tasks import TaskPage, TaskService
+from backend.services.tasks.quick_add import QuickAddService
+from backend.services.tasks.service import TaskPage, TaskService
+from backend.services.tasks.task_listing import TaskListQuery
 
 STEM = "/api/tasks/"
 

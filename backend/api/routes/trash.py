@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Path, Request, Response, status
 from pydantic import BaseModel
@@ -11,7 +11,7 @@ from backend.api.actions import acts
 from backend.api.conditional import IfMatch, if_match_versions, task_etag
 from backend.api.deps import Door, DoorRoute, uses
 from backend.api.idempotency import IdempotentDep
-from backend.api.pagination import Cursor, PageSize, decode_row_cursor, encode_row_cursor
+from backend.api.pagination import Cursor, PageSize, row_page
 from backend.api.responses import (
     CONFLICT,
     FORBIDDEN,
@@ -26,7 +26,7 @@ from backend.api.responses import (
 )
 from backend.errors import NotFound
 from backend.models import TaskPublic
-from backend.models.common import DecimalDigits, ListMeta
+from backend.models.common import DecimalDigits
 from backend.models.references import Action, Reference
 from backend.models.trash import (
     TRASH_DAYS,
@@ -36,7 +36,7 @@ from backend.models.trash import (
     TrashEnvelope,
 )
 from backend.models.types import TASK_ID_MAX
-from backend.services.trash import TRASH_NOT_FOUND, TrashService, cursor_key
+from backend.services.history.trash import TRASH_NOT_FOUND, TrashService, cursor_key
 from backend.storage.app import delete_objects
 
 router = APIRouter(
@@ -81,17 +81,11 @@ def list_trash(
     limit: PageSize = 50,
     cursor: Cursor = None,
 ) -> TrashEnvelope:
-    secret, user_id = door.settings.signing_secret(), door.caller_id
-    before = decode_row_cursor(secret, _KIND, user_id, cursor) if cursor else None
-    rows, more = trash.page(before, limit)
-    next_cursor = None
-    if more:
-        key = cursor_key(rows[-1].deleted_at)
-        next_cursor = encode_row_cursor(secret, _KIND, user_id, key, rows[-1].id)
-    return TrashEnvelope(
-        data=[TrashedTaskPublic.model_validate(row) for row in rows],
-        meta=ListMeta(count=len(rows), limit=limit, has_more=more, next_cursor=next_cursor),
-    )
+    def key(row: Any) -> int:
+        return cursor_key(row.deleted_at)
+
+    rows, meta = row_page(door, _KIND, limit, cursor, lambda at: trash.page(at, limit), key)
+    return TrashEnvelope(data=[TrashedTaskPublic.model_validate(row) for row in rows], meta=meta)
 
 
 @router.post(

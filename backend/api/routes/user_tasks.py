@@ -31,7 +31,7 @@ from backend.api.routes.tasks import TaskRoute
 from backend.contracts.tasks import USER_ID_MAX_LENGTH, USER_ID_MIN_LENGTH
 from backend.errors import NotFound
 from backend.models.common import StorableText
-from backend.services.registry import UnitOfWork
+from backend.services.unit_of_work import UnitOfWork
 
 PREFIX = "/api/{user_id}/tasks"
 LISTS_PREFIX = "/api/{user_id}/lists"

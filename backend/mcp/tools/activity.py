@@ -10,8 +10,8 @@ from backend.contracts.tasks import TASK_ID_MAX, TASK_ID_MIN
 from backend.mcp.tools.common import Arguments, TaskChange, Tool, change
 from backend.models import TaskEvent
 from backend.models.references import Action, Reference
-from backend.services.registry import UnitOfWork
-from backend.services.undo import UndoService
+from backend.services.tasks.undo import UndoService
+from backend.services.unit_of_work import UnitOfWork
 
 TaskUndone = change("TaskUndone", "undone", TaskChange)
 

@@ -8,8 +8,8 @@ from pydantic import BaseModel, Field, create_model
 
 from backend.mcp.tools.common import Credential, OneTask, Tool, child_page
 from backend.models.attachment import TASK_ATTACHMENTS, AttachmentPublic
-from backend.services.registry import UnitOfWork
-from backend.services.task_children import TaskAttachmentService
+from backend.services.tasks.task_children import TaskAttachmentService
+from backend.services.unit_of_work import UnitOfWork
 from backend.storage.app import storage_for
 
 ListAttachmentsArguments: Any = create_model(

@@ -10,8 +10,8 @@ from backend.mcp.tools.common import Arguments, Credential, Tool
 from backend.models.calendar_feed import CalendarFeedCreate, FeedKind, FeedScope, feed_url
 from backend.models.references import SUBJECT, Action
 from backend.models.task_list import ListId
-from backend.services.calendar_feeds import CalendarFeedService
-from backend.services.registry import UnitOfWork
+from backend.services.calendar.calendar_feeds import CalendarFeedService
+from backend.services.unit_of_work import UnitOfWork
 
 
 class CreateCalendarFeedArguments(Arguments):

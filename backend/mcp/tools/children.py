@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from backend.mcp.tools.common import OneTask, Tool, child_page
 from backend.models.task_children import CHILDREN, TaskChild
-from backend.services.access import least_role
-from backend.services.child_rows import TaskChildService
-from backend.services.registry import UnitOfWork
-from backend.services.task_children import child_service
+from backend.services.statements.access import least_role
+from backend.services.tasks.child_rows import TaskChildService
+from backend.services.tasks.task_children import child_service
+from backend.services.unit_of_work import UnitOfWork
 
 
 def child_tools(child: TaskChild) -> tuple[Tool[Any], ...]:

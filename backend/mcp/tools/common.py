@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints,
 from backend.contracts.tasks import TASK_ID_MAX, TASK_ID_MIN, USER_ID_MAX_LENGTH, USER_ID_MIN_LENGTH
 from backend.models.common import StorableText
 from backend.models.references import SUBJECT, USERS, Action, NotAReference, Reference
-from backend.services.registry import UnitOfWork
+from backend.services.unit_of_work import UnitOfWork
 
 USER_ID_DESCRIPTION = (
     "Optional. The signed-in user's id; the tasks are always the bearer token's user's. "

@@ -11,8 +11,8 @@ from backend.mcp.tools.common import Arguments, Tool
 from backend.models.names import Name
 from backend.models.references import Reference
 from backend.models.saved_filter import FILTER_ID_MAX, FILTERS_PER_USER, SavedFilter
-from backend.services.registry import UnitOfWork
-from backend.services.saved_filters import SavedFilterService
+from backend.services.tasks.saved_filters import SavedFilterService
+from backend.services.unit_of_work import UnitOfWork
 
 # A saved filter named by its id (the caller's own: private).
 FilterId = Annotated[

@@ -10,8 +10,8 @@ from backend.contracts.task_listing import LIST_NAME_DESCRIPTION
 from backend.mcp.tools.common import Arguments, Tool, change, one_list
 from backend.models.references import SUBJECT, Action
 from backend.models.task_list import LISTS_PER_USER, Color, ListCreate, ListId, ListName, ListUpdate
-from backend.services.lists import ListService
-from backend.services.registry import UnitOfWork
+from backend.services.sharing.lists import ListService
+from backend.services.unit_of_work import UnitOfWork
 
 
 class ListSummary(BaseModel):

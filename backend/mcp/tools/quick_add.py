@@ -12,9 +12,9 @@ from backend.mcp.tools.tasks import TaskCreated
 from backend.models.quick_add import QuickAddRequest
 from backend.models.references import Action
 from backend.models.types import TimeZoneName
-from backend.services.quick_add import QuickAddService
-from backend.services.registry import UnitOfWork
-from backend.services.tasks import TaskService
+from backend.services.tasks.quick_add import QuickAddService
+from backend.services.tasks.service import TaskService
+from backend.services.unit_of_work import UnitOfWork
 
 
 class QuickAddArguments(Arguments, QuickAddRequest):

@@ -38,11 +38,11 @@ from backend.models.task_fields import MCP_EDITABLE, Doc, Writable
 from backend.models.task_list import ListName
 from backend.models.task_ops import TaskStatsPublic
 from backend.models.types import Assignees
-from backend.services.lists import ListService
-from backend.services.registry import UnitOfWork
-from backend.services.task_listing import TaskListQuery
-from backend.services.task_update import InList
-from backend.services.tasks import TaskService
+from backend.services.sharing.lists import ListService
+from backend.services.tasks.service import TaskService
+from backend.services.tasks.task_listing import TaskListQuery
+from backend.services.tasks.task_update import InList
+from backend.services.unit_of_work import UnitOfWork
 
 
 class _NamedList(BaseModel):

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field, StrictInt
 from backend.mcp.tools.common import Arguments, TaskChange, TaskId, Tool, change
 from backend.models.references import SUBJECT, Action
 from backend.models.trash import TrashedTaskPublic
-from backend.services.registry import UnitOfWork
-from backend.services.trash import TRASH_NOT_FOUND, TrashService
+from backend.services.history.trash import TRASH_NOT_FOUND, TrashService
+from backend.services.unit_of_work import UnitOfWork
 
 TRASH_PAGE_MAX = 100
 

@@ -1,7 +1,7 @@
 """iCalendar: a VCALENDAR of VTODOs (Apple Reminders, Thunderbird, Nextcloud Tasks, our own
 `tasks.ics`), read as CalDAV reads one object: the file is cut into one calendar object per
 UID (its VTODO, the RECURRENCE-ID overrides beside it and the VTIMEZONEs they name) and each
-is read by `backend.dav.vtodo.parse`, the mapping CalDAV uses (`models.task_calendar.MAPPING`).
+is read by `backend.ical.vtodo.parse`, the mapping CalDAV uses (`models.task_calendar.MAPPING`).
 `X-WR-CALNAME` (else the file's name) is the list."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from backend.dav import vtodo
+from backend.ical import vtodo
 from backend.models.task_calendar import CalendarObjectRefused
 from backend.transfer.plan import NotThisSource, Plan, PlannedList, PlannedTask
 from backend.transfer.sources.common import arrange, head_text, text_of

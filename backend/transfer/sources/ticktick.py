@@ -180,8 +180,7 @@ def _reminders(
         try:
             offset = vDuration.from_ical(one)  # type: ignore[no-untyped-call]
         except ValueError:
-            plan.warn(item, "Reminder", "invalid_reminder", f"Reminder {one!r} not read")
-            continue
+            offset = None
         if not isinstance(offset, timedelta):
             plan.warn(item, "Reminder", "invalid_reminder", f"Reminder {one!r} not read")
             continue

@@ -1,0 +1,1 @@
+"""Accounts and their credentials: users, app passwords, stream tickets."""

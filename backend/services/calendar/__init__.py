@@ -1,0 +1,1 @@
+"""Calendars: CalDAV's objects and statements, calendar feeds."""

@@ -1,0 +1,96 @@
+"""A CalDAV object's ETag, in this one module: built by the database (`tag`), again from a written
+row (`written_tag`, no statement more) and read back (`vouched`). Its format is `RENDER_FORMAT`
+(specs/caldav.md, "ETags")."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Text, and_, case, cast, extract, func, literal, literal_column
+
+from backend.models import Task
+from backend.recurrence import TIME_ZONES
+from backend.services.tasks.task_statements import TASK_VIEW
+
+_T = Task.__table__.c  # type: ignore[attr-defined]
+
+# The version of `vtodo.render`'s output, in every tag: bump it when the same values render anew.
+RENDER_FORMAT = 5
+_READER_REMINDERS = next(c for c in TASK_VIEW if c.name == "reminders").element
+
+
+def tag(kept: Any, parent_uid: Any) -> Any:
+    """An object's strong ETag, computed by the database from everything `vtodo.render` makes its
+    body of, so every read and write by href compares one expression (If-Match in the write's own
+    message): `"<id>-<version>.<time zone>.<digest>"` for a task with no rule and no parent
+    (`vouched`), else `"o<digest>"`."""
+    body = case((kept.c.served, kept.c.body))
+    body_digest = func.encode(func.sha256(func.convert_to(func.coalesce(body, ""), "UTF8")), "hex")
+    made_of = func.jsonb_build_array(
+        literal_column(str(RENDER_FORMAT)),
+        _T.id,
+        _T.version,
+        extract("epoch", _T.updated_at),
+        _T.position,
+        parent_uid,
+        _READER_REMINDERS,
+        body_digest,
+        fresh(kept),
+    )
+    digest = func.encode(func.sha256(func.convert_to(cast(made_of, Text), "UTF8")), "hex")
+    vouching = and_(_T.recurrence.is_(None), _T.parent_id.is_(None))
+    shown = cast(_T.id, Text) + "-" + cast(_T.version, Text) + "." + _T.time_zone + "."
+    inner = case((vouching, shown + func.left(digest, 32)), else_="o" + func.left(digest, 39))
+    return literal('"', Text) + inner + literal('"', Text)
+
+
+def fresh(kept: Any) -> Any:
+    """Whether the task's last write stored the kept object (its own DTSTAMP served)."""
+    return kept.c.updated_at == _T.updated_at
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def written_tag(row: Any, kept: str) -> str:
+    """`tag` of a fresh kept object as its write returned its task (no rule, parent, reminders)."""
+    body_digest = hashlib.sha256(kept.encode()).hexdigest()
+    micros = (row.updated_at - _EPOCH) // timedelta(microseconds=1)
+    epoch = f"{micros // 1_000_000}.{micros % 1_000_000:06d}"  # numeric, scale 6
+    reminders = "[]" if row.reminders is not None else "null"
+    made_of = (
+        f"[{RENDER_FORMAT}, {row.id}, {row.version}, {epoch}, {row.position}, null, "
+        f'{reminders}, "{body_digest}", true]'
+    )
+    digest = hashlib.sha256(made_of.encode()).hexdigest()
+    return f'"{row.id}-{row.version}.{row.time_zone}.{digest[:32]}"'
+
+
+# A tag that says what an update needs of its task (`tag`'s first form).
+_VOUCHING = re.compile(r'"([0-9]{1,18})-([0-9]{1,18})\.([A-Za-z0-9_+/-]{1,64})\.[0-9a-f]{32}"')
+_ZONES = frozenset(TIME_ZONES)
+
+
+@dataclass(frozen=True)
+class Vouched:
+    """What a tag `"<id>-<version>.<time zone>.<digest>"` says of its task (its version, zone, no
+    rule, no parent), true where a write's own message finds it current."""
+
+    id: int
+    version: int
+    time_zone: str
+    tag: str
+
+
+def vouched(if_match: str | None) -> Vouched | None:
+    """The task an `If-Match` of one tag vouches for (None: none, another tag, several, `*`)."""
+    if if_match is None:
+        return None
+    match = _VOUCHING.fullmatch(if_match.strip())
+    if match is None or match.group(3) not in _ZONES:
+        return None
+    return Vouched(int(match.group(1)), int(match.group(2)), match.group(3), match.group(0))

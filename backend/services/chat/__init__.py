@@ -1,0 +1,1 @@
+"""Chat's conversations (REST and ChatKit)."""

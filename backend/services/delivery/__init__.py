@@ -1,0 +1,1 @@
+"""Delivery settings: notification settings, push subscriptions, reminders."""

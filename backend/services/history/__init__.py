@@ -1,0 +1,1 @@
+"""History: the change feed, the activity log and the trash."""

@@ -1,0 +1,1 @@
+"""Sharing: lists, their members and invitations."""

@@ -1,0 +1,1 @@
+"""The statements several domains compose: access, versions, rules, named rows, a task's place."""

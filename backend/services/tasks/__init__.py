@@ -1,0 +1,1 @@
+"""Tasks: `TaskService` (service.py) and its statements, children, listing, schedule, undo."""
