@@ -112,7 +112,7 @@ class Taken(PreconditionFailed):
 
     message = "Another object of this collection holds this name or UID"
 
-    def __init__(self, what: str, read: tuple[str, ...] = ()) -> None:
+    def __init__(self, what: str, read: tuple[Any, ...] = ()) -> None:
         super().__init__()
         self.what, self.read = what, read
 

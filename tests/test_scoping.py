@@ -483,6 +483,7 @@ OUTSIDE_THE_EXECUTOR = {
     ("backend.db.scope", "Scoped._at_commit"): "the executor: binds, the sender checks, queues",
     ("backend.db.sender", "Sender.ahead"): "the sender: renders (compiles and checks) a statement",
     ("backend.db.sender", "Sender.at_commit"): "the sender: renders (compiles and checks)",
+    ("backend.db.sender", "Sender.beside"): "the sender: renders (compiles and checks) a column",
     ("backend.db.sender", "Sender.commit"): "the sender: COMMIT with what was queued (checked)",
     ("backend.db.sender", "Sender.send_entry"): "the sender: the caller's entry, no table",
     ("backend.db.sender", "Sender._send"): "the sender: compiles, checks (`_compile`), sends",

@@ -1,6 +1,6 @@
 """The ETag a PUT answers (specs/caldav.md, "Objects"): the stored object's, only where a GET
 right after it returns the very bytes the client sent (RFC 4791 5.3.4), else none. Built from
-the row the write returned with no statement more (`dav_tags.written_tag`), and only for the
+the row the write returned, in its message (`dav_tags.WRITTEN_TAG`), and only for the
 shape whose inputs the write knows exactly: no rule, no parent, no reminders for its reader.
 """
 
@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.ical.vtodo import ParsedTodo, render
-from backend.services.calendar.dav_tags import written_tag
 
 
 @dataclass(frozen=True)
@@ -33,4 +32,4 @@ def stored_tag(stored: Stored | None, body: bytes) -> str | None:
         return None
     if render(row, kept, [], fresh=True, readings=stored.parsed.readings) != body:
         return None
-    return written_tag(row, kept.decode())
+    return getattr(row, "dav_tag", None)  # `DavObjectService.tag_written`

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from base64 import b64decode
 from dataclasses import dataclass, replace
-from typing import Any, Self
+from typing import Any
 
 from sqlalchemy import Connection
 from starlette.requests import Request
@@ -191,29 +191,19 @@ class DavWork(UnitOfWork):
 
     def __init__(self, *args: Any, password: tuple[str, str] | None = None, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self._password = password
-
-    def __enter__(self) -> Self:
-        work = super().__enter__()
-        send = self.send
-        if self._password is not None:
-            # After the caller's entry, in each transaction it enters (`begin_again`); with no
+        if password is not None:
+            # With the caller's entry, in each transaction it enters (`begin_again`); with no
             # entry to carry it, the cached password would go unchecked: fail closed.
-            if send.entry is None or send.again is None:
+            if self.claims is None:
                 raise RuntimeError("A DAV request signed in by a cached password has no entry")
-            password_hash, scope = self._password
-            live = {"a_hash": password_hash, "a_scope": scope}
-            send.entry = (send.entry[0] + _CREDENTIAL_LIVE, {**send.entry[1], **live})
-            send.again = (send.again[0] + _CREDENTIAL_LIVE, {**send.again[1], **live})
-        return work
+            self._checks = (_CREDENTIAL_LIVE, {"a_hash": password[0], "a_scope": password[1]})
 
     def _settle(self, outcome: Outcome) -> None:
         if outcome.refused != _TAKEN:
             super()._settle(outcome)
             return
         super()._settle(replace(outcome, refused=None, reason=None))
-        what, *read = (outcome.reason or "name").split("\n")  # `dav_statements.LOOKED`
-        raise Taken(what, tuple(read))
+        raise Taken(outcome.reason or "name", tuple(outcome.read or ()))  # `dav_statements.LOOKED`
 
 
 def _entering(

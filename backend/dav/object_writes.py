@@ -140,6 +140,7 @@ def _put_vouched(
     dav.vouch(list_id, name, derived_id(name), vouched.tag, parsed.uid, uid_task)
     kept = parsed.keep.decode()
     dav.keep_ahead(vouched.id, vouched.version, parsed.uid, name, kept)
+    dav.tag_written(kept)
     try:
         written = dav.write_at_version(vouched.id, vouched.version, values)
     except Taken as taken:
@@ -236,6 +237,7 @@ def _update_named(
         every=is_completed_copy(parsed),
     )
     dav.keep_named(parsed.uid, name, parsed.keep.decode())
+    dav.tag_written(parsed.keep.decode())
     written = dav.write_named(values)
     if written is None:
         raise NotFound(NOT_FOUND)
@@ -310,6 +312,7 @@ def _put(
         after = dav.hand_on(row.id, parsed.uid, name, kept)
     else:
         dav.keep_ahead(row.id, row.version, parsed.uid, name, kept)
+        dav.tag_written(kept)
     try:
         written = apply(work, row, resolution, after)
     except PreconditionFailed:
@@ -350,6 +353,7 @@ def _create(
         if parsed.completed_at is not None:  # the client's COMPLETED, else now as REST's
             values[COMPLETED_AT_SENT.key], inserting = parsed.completed_at, CREATED_DONE
         tasks: TaskService = work.service(TaskService)
+        dav.tag_written(kept)
         task = tasks.write_new(data, values, placement_of(data, None), thens, inserting)
     except Taken as taken:
         if taken.what == "uid":

@@ -102,7 +102,7 @@ class _Watchdog:
                 threading.Thread(target=self._run, name="db-watchdog", daemon=True).start()
                 self.running = True
 
-    def _after_fork(self) -> None:
+    def after_fork(self) -> None:
         # A forked child has the parent's registrations but not its thread.
         self.lock = threading.Lock()
         self.armed = {}
@@ -124,7 +124,7 @@ class _Watchdog:
 
 
 _watchdog = _Watchdog()
-os.register_at_fork(after_in_child=_watchdog._after_fork)
+os.register_at_fork(after_in_child=_watchdog.after_fork)
 
 
 class GuardedConnection(psycopg2.extensions.connection):
@@ -139,7 +139,7 @@ class GuardedConnection(psycopg2.extensions.connection):
         self.cursor_factory = GuardedCursor
         self.timed_out = False
 
-    def _guarded(self, call: Any, *args: Any) -> Any:
+    def guarded(self, call: Any, *args: Any) -> Any:
         timeout = self.timeout
         if timeout <= 0:
             return call(*args)
@@ -178,20 +178,20 @@ class GuardedConnection(psycopg2.extensions.connection):
             sock.close()
 
     def commit(self) -> None:
-        self._guarded(super().commit)
+        self.guarded(super().commit)
 
     def rollback(self) -> None:
-        self._guarded(super().rollback)
+        self.guarded(super().rollback)
 
 
 class GuardedCursor(psycopg2.extensions.cursor):
     connection: GuardedConnection
 
     def execute(self, query: Any, vars: Any = None) -> None:
-        self.connection._guarded(super().execute, query, vars)
+        self.connection.guarded(super().execute, query, vars)
 
     def executemany(self, query: Any, vars_list: Any) -> None:
-        self.connection._guarded(super().executemany, query, vars_list)
+        self.connection.guarded(super().executemany, query, vars_list)
 
 
 def guarded_connection_class(timeout: float, breaker: Breaker) -> type[GuardedConnection]:

@@ -201,9 +201,10 @@ class Scoped:
             statement, values = statement.statement, {**statement.values, **values}
         return statement, {**values, OWNER: self.user_id}
 
-    def _read(self, statement: Any, **values: Any) -> Rows:
-        """Send a statement that only reads (an unscoped one is refused before it is sent)."""
-        return self._send.read(*self._bind(statement, values))
+    def _read(self, statement: Any, *, last: bool = False, **values: Any) -> Rows:
+        """Send a statement that only reads (an unscoped one is refused before it is sent); `last`:
+        the request's first message commits the caller's entry with it (no transaction held)."""
+        return self._send.read(*self._bind(statement, values), last=last)
 
     def _write(self, statement: Any, *, last: bool = False, **values: Any) -> Rows:
         """Send a write; `last`: nothing follows, so it may commit the request in its message."""
@@ -211,6 +212,12 @@ class Scoped:
         if isinstance(statement, Bound):
             statement, values = statement.statement, {**statement.values, **values}
         return self._send.write(statement, {**values, OWNER: self.user_id}, last=last)
+
+    def _next_transaction(self) -> None:
+        """Where a statement committed the request, the next begins a further transaction (its
+        entry uncounted); else nothing."""
+        if self._send.can_begin_again:
+            self._send.begin_again()
 
     def _hold_commit(self) -> None:
         """What this service adds after the route's write commits with it."""

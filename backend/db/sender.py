@@ -15,7 +15,7 @@ import re
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any
 
@@ -79,7 +79,8 @@ class Outcome:
     """What the server told the request (`task_api_outcome`): the write count (hits, seconds
     to the window's reset), a refusal (`TA429`, `TA401` + gone/revoked, `TA208` a replay with
     the recorded answer, `TA422`), the route's own count (`Sender.count`, migration 0035),
-    all None when nothing was said."""
+    rows a refused message read for what the request does next (`read`, migration 0110), all
+    None when nothing was said."""
 
     hits: int | None = None
     reset: int | None = None
@@ -88,17 +89,16 @@ class Outcome:
     replay: dict[str, Any] | None = None
     route_hits: int | None = None
     route_reset: int | None = None
+    read: list[Any] | None = None
 
 
-_OUTCOME = tuple(
-    f"task_api_{name}"
-    for name in ("hits", "reset", "refused", "reason", "replay", "route_hits", "route_reset")
-)
+# The outcome's columns, in `task_api_outcome`'s order (`Outcome`'s).
+_OUTCOME = tuple(f"task_api_{field.name}" for field in fields(Outcome))
 # The statement wrapped to answer with the outcome and its rows; a row of the statement is
 # told from the outcome's lone row (no rows) by `task_api_row`.
 _WITH_OUTCOME = (
     "WITH {ctes} SELECT o.*, r.* FROM task_api_outcome() AS o "
-    "LEFT JOIN (SELECT true AS task_api_row, * FROM r) AS r ON true"
+    "LEFT JOIN (SELECT true AS task_api_row, *{beside} FROM r) AS r ON true"
 )
 _OUTCOME_ONLY = "SELECT * FROM task_api_outcome()"
 _IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
@@ -163,6 +163,8 @@ class Sender:
         self._at_commit: list[tuple[str, dict[str, Any]]] = []
         # The route adds to the transaction after its write: no statement may end it.
         self.held = False
+        # A column over the next write's rows (`beside`): its SQL and values.
+        self._beside: tuple[str, dict[str, Any]] | None = None
         # A further transaction began after one committed the request's count.
         self.resumed = False
         # The message that carried the entry (and the counts riding with it) committed: a
@@ -183,11 +185,13 @@ class Sender:
         (no `BEGIN` sent) with nothing held for after it."""
         return self.stage is Stage.WRITE and not self.began and not self.held
 
-    def read(self, statement: Any, values: Mapping[str, Any]) -> Rows:
-        """Send a statement that only reads (a write sent here is a programming error)."""
+    def read(self, statement: Any, values: Mapping[str, Any], *, last: bool = False) -> Rows:
+        """Send a statement that only reads (a write sent here is a programming error); `last`,
+        as `write`'s: it commits the request (a write's entry) in its message where it may."""
         if getattr(statement, "is_dml", False):
             raise RuntimeError("a write sent as a read")
-        return self._send(statement, values, finish=False)
+        finish = last and self.stage is Stage.WRITE and not self.began and not self.held
+        return self._send(statement, values, finish=finish)
 
     def write(
         self,
@@ -209,7 +213,16 @@ class Sender:
         finish = (
             last and self.stage is Stage.WRITE and not self.began and not self.held
         )  # can_finish
-        return self._send(statement, values, finish=finish, around=around)
+        beside = None
+        if self._beside is not None and (around or getattr(statement, "is_dml", False)):
+            beside, self._beside = self._beside, None
+        return self._send(statement, values, finish=finish, around=around, beside=beside)
+
+    def beside(self, statement: Any, values: Mapping[str, Any], name: str) -> None:
+        """Answer `statement` (a scalar SELECT over a row `r` of the write) as the column `name`
+        of each row the next write returns, in its message (a column the caller reads)."""
+        sql, params = render(self.conn, statement, values, "b_")
+        self._beside = (f", ({sql}) AS {name}", params)
 
     def steps(self, texts: list[str], *, last: bool) -> Any:
         """`task_api_steps` over `texts` (a bulk request's statements), as `write` sends it:
@@ -307,8 +320,11 @@ class Sender:
         *,
         finish: bool,
         around: tuple[str, dict[str, Any], Mapping[str, Any]] | None = None,
+        beside: tuple[str, dict[str, Any]] | None = None,
     ) -> Rows:
         compiled, params = _compiled(self.conn.dialect, statement, values)
+        if beside is not None:
+            params.update(beside[1])
         sql, ctes = compiled.sql, compiled.ctes
         if around is not None:
             template, parts, part_values = around
@@ -341,7 +357,8 @@ class Sender:
             head += f"SELECT task_api_in_time({deadline:.6f}); "
         answered = entry is not None or bool(self._ahead) or finish or around is not None
         self._ahead = []
-        message = head + (_WITH_OUTCOME.format(ctes=ctes) if answered else sql)
+        extra = "" if beside is None else beside[0]
+        message = head + (_WITH_OUTCOME.format(ctes=ctes, beside=extra) if answered else sql)
         if not params:  # psycopg2 reads `%%` as `%` only when given parameters
             message = message.replace("%%", "%")
         result = self.conn.exec_driver_sql(message, params)

@@ -1,52 +1,57 @@
-"""Every send to a receiver bounded: a total deadline per call (`deadline`, which
-`DeadlineBackend`'s sockets obey: httpx bounds each read, not a call, so a receiver trickling
-a byte at a time could hold a thread) and at most `ANSWER_MAX_BYTES` of its answer read.
+"""The worker's one way to send HTTP (webhooks, Dapr, Web Push), in production and in tests:
+`HttpClient`, httpcore's connection pool (its public API) over sockets that cut every
+operation at the call's deadline. httpx bounds each read, not a call (encode/httpx#1450), so a
+receiver trickling its answer a byte at a time could hold a thread; here a call ends by its
+`seconds` in all (waiting for a connection, connect, TLS, request, answer) and at most
+`ANSWER_MAX_BYTES` of its answer is read. No redirect is followed and no proxy from the
+environment is used (httpcore does neither). A failed call raises one of `SEND_ERRORS`.
 """
 
 from __future__ import annotations
 
+import base64
 import contextvars
-import itertools
 import ssl
-import threading
 import time
-import weakref
-from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar
 
 import httpcore
 import httpx
 
-# How many connection pools a client's connections are shared out over (`DeadlineTransport`).
-POOLS = 4
 # What is read of a receiver's answer at most (an error's first lines are all we keep).
 ANSWER_MAX_BYTES = 4096
-
-_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "delivery_deadline", default=None
+# httpx's default pool size: the worker's 32 threads a lane never queue for a connection.
+CONNECTIONS = 100
+# Who calls (a webhook's or Dapr's; a push sends none): some firewalls refuse a call without.
+USER_AGENT = "task-api-worker"
+# httpcore's errors of a call (the receiver's or the network's); anything else is a bug.
+SEND_ERRORS = (
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
 )
+
+_DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar("send_deadline")
+_T = TypeVar("_T")
 
 
 class DeadlinePassed(httpcore.TimeoutException):
-    """The call's whole deadline passed (httpx maps it to a `TimeoutException`)."""
+    """The call's whole deadline passed."""
 
 
-def _left(timeout: float | None) -> float | None:
-    """The timeout of one operation: the smaller of its own and what the call has left."""
-    deadline = _DEADLINE.get()
-    if deadline is None:
-        return timeout
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise DeadlinePassed("the send's deadline passed")
-    return left if timeout is None else min(timeout, left)
-
-
-def _passed() -> bool:
-    deadline = _DEADLINE.get()
-    return deadline is not None and time.monotonic() >= deadline
+def _within(operation: Callable[[float], _T]) -> _T:
+    """`operation(timeout)` with what this thread's call has left of its deadline."""
+    left = _DEADLINE.get() - time.monotonic()
+    try:
+        if left <= 0:
+            raise httpcore.TimeoutException
+        return operation(left)
+    except httpcore.TimeoutException as exc:
+        raise DeadlinePassed("the send's deadline passed") from exc
 
 
 class _Stream(httpcore.NetworkStream):
@@ -54,41 +59,27 @@ class _Stream(httpcore.NetworkStream):
         self._inner = inner
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        try:
-            return self._inner.read(max_bytes, _left(timeout))
-        except httpcore.TimeoutException as exc:  # its own timeout, or the call's deadline
-            if _passed():
-                raise DeadlinePassed("the send's deadline passed") from exc
-            raise
+        return _within(lambda left: self._inner.read(max_bytes, left))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        try:
-            self._inner.write(buffer, _left(timeout))
-        except httpcore.TimeoutException as exc:
-            if _passed():
-                raise DeadlinePassed("the send's deadline passed") from exc
-            raise
+        _within(lambda left: self._inner.write(buffer, left))
 
     def close(self) -> None:
         self._inner.close()
 
     def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: Any = None
     ) -> httpcore.NetworkStream:
-        return _Stream(self._inner.start_tls(ssl_context, server_hostname, _left(timeout)))
+        return _Stream(
+            _within(lambda left: self._inner.start_tls(ssl_context, server_hostname, left))
+        )
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
 
 
-class DeadlineBackend(httpcore.NetworkBackend):
+class _Sockets(httpcore.SyncBackend):
     """httpcore's own sockets, each operation cut at the call's deadline."""
-
-    def __init__(self) -> None:
-        self._inner = httpcore.SyncBackend()
 
     def connect_tcp(
         self,
@@ -98,196 +89,10 @@ class DeadlineBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        inner = self._inner.connect_tcp(host, port, _left(timeout), local_address, socket_options)
-        return _Stream(inner)
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.NetworkStream:
-        return _Stream(self._inner.connect_unix_socket(path, _left(timeout), socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
-# httpcore's errors as httpx raises them (the sinks catch `httpx.HTTPError`).
-_TRANSPORT_ERRORS = (
-    httpcore.NetworkError,
-    httpcore.ProtocolError,
-    httpcore.ProxyError,
-    httpcore.UnsupportedProtocol,
-)
-
-
-@contextmanager
-def _as_httpx(request: httpx.Request | None) -> Iterator[None]:
-    """httpcore's error as httpx's of the same name (`ConnectError`, `ReadTimeout`, ...)."""
-    try:
-        yield
-    except (httpcore.TimeoutException, *_TRANSPORT_ERRORS) as exc:
-        fallback = (
-            httpx.TimeoutException
-            if isinstance(exc, httpcore.TimeoutException)
-            else httpx.TransportError
+        connect = super().connect_tcp
+        return _Stream(
+            _within(lambda left: connect(host, port, left, local_address, socket_options))
         )
-        same = getattr(httpx, type(exc).__name__, None)
-        kind = same if isinstance(same, type) and issubclass(same, fallback) else fallback
-        raise kind(str(exc), request=request) from exc
-
-
-class _Answer(httpx.SyncByteStream):
-    def __init__(self, stream: Iterable[bytes], request: httpx.Request) -> None:
-        self.stream, self.request = stream, request
-
-    def __iter__(self) -> Iterator[bytes]:
-        with _as_httpx(self.request):
-            yield from self.stream
-
-    def close(self) -> None:
-        close = getattr(self.stream, "close", None)
-        if close is not None:
-            close()
-
-
-def _core_url(u: httpx.URL) -> httpcore.URL:
-    return httpcore.URL(scheme=u.raw_scheme, host=u.raw_host, port=u.port, target=u.raw_path)
-
-
-def _head(chunks: Iterable[bytes]) -> tuple[bytes, bool]:
-    """At most `ANSWER_MAX_BYTES` of an answer's body, and whether there was more (unread)."""
-    head = b""
-    for chunk in chunks:
-        head += chunk
-        if len(head) > ANSWER_MAX_BYTES:
-            return head[:ANSWER_MAX_BYTES], True
-    return head, False
-
-
-class DeadlineTransport(httpx.BaseTransport):
-    """httpx's requests over httpcore's connection pools (both libraries' public API), their
-    sockets `DeadlineBackend`'s; no proxy from the environment (specs/events.md)."""
-
-    def __init__(self, limits: httpx.Limits = httpx.Limits()) -> None:
-        # httpx's 100 connections, not httpcore's 10 (for which 32 threads would queue), over
-        # `POOLS` pools, a thread always the same one's: a pool walks all its connections on
-        # every request (~0.2 ms of a webhook's CPU at 32). Keep-alive = its max: httpcore
-        # closes an idle connection whenever its pool holds more than its keep-alive.
-        share = -(-limits.max_connections // POOLS) if limits.max_connections else None
-        self.pools = [
-            httpcore.ConnectionPool(
-                ssl_context=httpx.create_ssl_context(),
-                max_connections=share,
-                max_keepalive_connections=share,
-                keepalive_expiry=limits.keepalive_expiry,
-                network_backend=DeadlineBackend(),
-            )
-            for _ in range(POOLS)
-        ]
-        self._turn = itertools.count()
-        self._mine = threading.local()
-        self._targets: dict[str, tuple[httpcore.URL, list[tuple[bytes, bytes]]]] = {}
-
-    @property
-    def pool(self) -> httpcore.ConnectionPool:
-        """This thread's pool."""
-        mine: httpcore.ConnectionPool | None = getattr(self._mine, "pool", None)
-        if mine is None:
-            mine = self._mine.pool = self.pools[next(self._turn) % POOLS]
-        return mine
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        sent = httpcore.Request(
-            method=request.method,
-            url=_core_url(request.url),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        with _as_httpx(request):
-            answer = self.pool.handle_request(sent)
-        return httpx.Response(
-            status_code=answer.status,
-            headers=answer.headers,
-            stream=_Answer(answer.stream, request),  # type: ignore[arg-type]
-            extensions=answer.extensions,
-        )
-
-    def post(
-        self,
-        url: httpcore.URL,
-        headers: list[tuple[bytes, bytes]],
-        content: bytes,
-        *,
-        seconds: float,
-        extensions: dict[str, Any] | None = None,
-    ) -> Answer:
-        """`post`'s bounds straight over the pool, `headers` sent as they are: no httpx request,
-        response or cookie jar (a third of a Web Push's CPU, specs/benchmark.md)."""
-        limits = {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
-        request = httpcore.Request(
-            "POST",
-            url,
-            headers=headers,
-            content=content,
-            extensions={**(extensions or {}), "timeout": limits},
-        )
-        with deadline(seconds), _as_httpx(None):
-            answer = self.pool.handle_request(request)
-            try:
-                head, cut = _head(answer.stream)  # type: ignore[arg-type]
-            finally:
-                answer.close()  # the rest unread: the connection is closed, not reused
-        return Answer(answer.status, httpx.Headers(answer.headers), head, cut)
-
-    def close(self) -> None:
-        for pool in self.pools:
-            pool.close()
-
-    def to(self, client: httpx.Client, url: str) -> tuple[httpcore.URL, list[tuple[bytes, bytes]]]:
-        """`url` as httpcore's, and the headers `client` would send to it before a request's
-        own (`Host`, its defaults, Basic auth from the URL's user info): made once a URL."""
-        made = self._targets.get(url)
-        if made is None:
-            request = client.build_request("POST", url)
-            if request.url.userinfo:
-                flow = httpx.BasicAuth(request.url.username, request.url.password)
-                request = next(flow.sync_auth_flow(request))
-            made = (
-                _core_url(request.url),
-                [(k, v) for k, v in request.headers.raw if k.lower() != b"content-length"],
-            )
-            self._targets[url] = made
-        return made
-
-
-# The transport of each client `bounded_client` made, for `DeadlineTransport.post`.
-_TRANSPORTS: weakref.WeakKeyDictionary[httpx.Client, DeadlineTransport] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def bounded_client(timeout: float, **options: Any) -> httpx.Client:
-    """An httpx client whose every connection goes through `DeadlineBackend`."""
-    options.setdefault("trust_env", False)
-    transport = DeadlineTransport()
-    client = httpx.Client(timeout=timeout, transport=transport, **options)
-    _TRANSPORTS[client] = transport
-    return client
-
-
-def transport_of(client: httpx.Client) -> DeadlineTransport | None:
-    """The `DeadlineTransport` of a client `bounded_client` made (None for another)."""
-    return _TRANSPORTS.get(client)
-
-
-@contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Every network operation of this thread within the block ends by `seconds` from now."""
-    token = _DEADLINE.set(time.monotonic() + seconds)
-    try:
-        yield
-    finally:
-        _DEADLINE.reset(token)
 
 
 @dataclass(frozen=True)
@@ -299,35 +104,66 @@ class Answer:
     head: bytes
     cut: bool
 
-    @property
-    def is_success(self) -> bool:
-        return 200 <= self.status_code < 300
 
-    @property
-    def text(self) -> str:
-        return self.head.decode(errors="replace")
-
-
-def post(client: httpx.Client, url: str, *, seconds: float | None = None, **options: Any) -> Answer:
-    """POST within `seconds` in all (None: the `deadline` around the call), reading at most
-    `ANSWER_MAX_BYTES` of the answer. Raises httpx's errors."""
-    with ExitStack() as stack:
-        if seconds is not None:
-            stack.enter_context(deadline(seconds))
-        response = stack.enter_context(client.stream("POST", url, **options))
-        return Answer(response.status_code, response.headers, *_head(response.iter_raw(1024)))
+@lru_cache(maxsize=256)
+def _target(url: str) -> tuple[httpcore.URL, tuple[tuple[str, str], ...]]:
+    """A URL's httpcore form and the headers it implies: `Host`, ours, and Basic auth from its
+    user info, as httpx sends it (parsed by httpx's URL; a URL the settings hold, so a few)."""
+    u = httpx.URL(url)
+    own = [("Host", u.netloc.decode("ascii")), ("Accept", "*/*"), ("User-Agent", USER_AGENT)]
+    if u.userinfo:
+        pair = f"{u.username}:{u.password}".encode()
+        own.append(("Authorization", "Basic " + base64.b64encode(pair).decode()))
+    core = httpcore.URL(scheme=u.raw_scheme, host=u.raw_host, port=u.port, target=u.raw_path)
+    return core, tuple(own)
 
 
-def post_bytes(
-    client: httpx.Client, url: str, content: bytes, headers: list[tuple[bytes, bytes]]
-) -> Answer:
-    """`post` of `content` as httpx would send it (its headers, then `headers`), straight over
-    a `bounded_client`'s pool (a webhook's CPU, specs/benchmark.md). Raises httpx's errors."""
-    transport = transport_of(client)
-    with _as_httpx(None):
-        seconds = _left(client.timeout.read)
-    if transport is None or seconds is None:
-        return post(client, url, content=content, headers=headers)
-    target, before = transport.to(client, url)
-    length = (b"Content-Length", str(len(content)).encode())
-    return transport.post(target, [*before, *headers, length], content, seconds=seconds)
+class HttpClient:
+    """POSTs, each ending by `seconds` in all, over one pool of kept-alive connections."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._pool = httpcore.ConnectionPool(
+            max_connections=CONNECTIONS,
+            # As many kept as open: httpcore closes an idle one whenever it holds more.
+            max_keepalive_connections=CONNECTIONS,
+            keepalive_expiry=5.0,  # httpx's: an idle connection closed after 5 s
+            network_backend=_Sockets(),
+        )
+
+    def post(
+        self,
+        url: str | httpcore.URL,
+        headers: dict[str, str],
+        content: bytes,
+        extensions: dict[str, Any] | None = None,
+    ) -> Answer:
+        """POST `content` to `url` (a string: with the headers it implies; httpcore's: `Host`
+        in `headers`), reading at most `ANSWER_MAX_BYTES` of the answer; the rest unread, its
+        connection is closed, not reused. Raises one of `SEND_ERRORS`."""
+        sent: list[tuple[str, str]] = [*headers.items()]
+        if isinstance(url, str):
+            url, own = _target(url)
+            sent[:0] = own
+        limits = {"timeout": {"pool": self.seconds}}
+        token = _DEADLINE.set(time.monotonic() + self.seconds)
+        try:
+            with self._pool.stream(
+                "POST",
+                url,
+                headers=sent,
+                content=content,
+                extensions={**limits, **(extensions or {})},
+            ) as answer:
+                head = b""
+                for chunk in answer.iter_stream():
+                    head += chunk
+                    if len(head) > ANSWER_MAX_BYTES:
+                        break
+        finally:
+            _DEADLINE.reset(token)
+        cut = len(head) > ANSWER_MAX_BYTES
+        return Answer(answer.status, httpx.Headers(answer.headers), head[:ANSWER_MAX_BYTES], cut)
+
+    def close(self) -> None:
+        self._pool.close()

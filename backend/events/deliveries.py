@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
 from sqlalchemy import Connection, Engine, literal_column, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.visitors import replacement_traverse
@@ -18,6 +17,7 @@ from backend.config import Settings
 from backend.db.engine import autocommitted
 from backend.db.scope import OWNER
 from backend.events import engine
+from backend.events.bounds import HttpClient
 from backend.events.engine import Lane, Receivers, Settled
 from backend.events.health import WorkerMetrics
 from backend.events.notify import Channels
@@ -224,7 +224,7 @@ def reminder_lane(
     settings: Settings,
     metrics: WorkerMetrics,
     pool: ThreadPoolExecutor,
-    client: httpx.Client,
+    client: HttpClient,
     *,
     parallel: int,
     room: Any = None,

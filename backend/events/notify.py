@@ -21,16 +21,14 @@ from urllib.parse import quote
 
 import http_ece
 import httpcore
-import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 
 from backend.config import Settings
-from backend.events.bounds import Answer, post, transport_of
+from backend.events.bounds import SEND_ERRORS, Answer, HttpClient
 from backend.events.engine import DEAD, DELIVERED, DROPPED, GONE, RETRY, Outcome
 from backend.events.health import WorkerMetrics
 from backend.events.mail import MailFailed, MailSender, confirmation_message, reminder_message
-from backend.events.sinks import urls_kept_out_of_logs
 from backend.services.delivery.notification_settings import confirm_token
 from backend.services.delivery.push_endpoints import UnsafeEndpoint, resolve
 from backend.services.statements.tokens import token_hash
@@ -78,7 +76,7 @@ def push_payload(row: Any) -> dict[str, Any]:
     }
 
 
-def retry_after(response: Answer | httpx.Response) -> float | None:
+def retry_after(response: Answer) -> float | None:
     """A `Retry-After` in seconds (delta or HTTP date); None when absent or unreadable."""
     value = response.headers.get("retry-after")
     if not value:
@@ -111,14 +109,13 @@ def encrypt(body: bytes, p256dh: str, auth: str) -> bytes:
 
 
 class PushSender:
-    """One Web Push to the endpoint's checked address (no redirects, the whole call bounded),
-    straight over a `bounded_client`'s pool, else with httpx (`post`)."""
+    """One Web Push to the endpoint's checked address (no redirects, the whole call bounded:
+    `HttpClient`)."""
 
-    def __init__(self, settings: Settings, client: httpx.Client) -> None:
+    def __init__(self, settings: Settings, client: HttpClient) -> None:
         self._settings = settings
         self._vapid = Vapid02(private_key=settings.vapid_key())
         self._client = client
-        self._transport = transport_of(client)
         # A push service's origin -> its VAPID `Authorization` and when to sign anew.
         self._signed: dict[str, tuple[str, float]] = {}
         self._signing = threading.Lock()
@@ -159,33 +156,17 @@ class PushSender:
             "Urgency": "high",
             "Topic": topic(row.event_id),
         }
-        seconds = self._settings.push_timeout_seconds
-        extensions = {"sni_hostname": target.host}
+        url = httpcore.URL(
+            scheme=target.scheme.encode(),
+            host=target.address.encode(),
+            port=target.port,
+            target=quote(target.path, safe=_URL_SAFE).encode(),
+        )
         try:
-            if self._transport is None:
-                response = post(
-                    self._client,
-                    target.url,
-                    seconds=seconds,
-                    content=encrypted,
-                    headers=headers,
-                    extensions=extensions,
-                )
-            else:
-                headers["Content-Length"] = str(len(encrypted))
-                response = self._transport.post(
-                    httpcore.URL(
-                        scheme=target.scheme.encode(),
-                        host=target.address.encode(),
-                        port=target.port,
-                        target=quote(target.path, safe=_URL_SAFE).encode(),
-                    ),
-                    [(name.encode(), value.encode()) for name, value in headers.items()],
-                    encrypted,
-                    seconds=seconds,
-                    extensions=extensions,
-                )
-        except httpx.HTTPError as exc:
+            response = self._client.post(
+                url, headers, encrypted, extensions={"sni_hostname": target.host}
+            )
+        except SEND_ERRORS as exc:
             return Outcome(RETRY, f"push: {type(exc).__name__}")
         return self._judge(response)
 
@@ -234,8 +215,7 @@ def send_confirmation(mail: MailSender, row: Any) -> Outcome:
 class Channels:
     """The sink adapter of `reminder_deliveries`: each row by its channel's sender."""
 
-    def __init__(self, settings: Settings, client: httpx.Client, metrics: WorkerMetrics) -> None:
-        urls_kept_out_of_logs()  # a push endpoint's path is its subscription's capability
+    def __init__(self, settings: Settings, client: HttpClient, metrics: WorkerMetrics) -> None:
         self._metrics = metrics
         self._senders: dict[str, Callable[[Any], Outcome]] = {}
         if settings.push_on:

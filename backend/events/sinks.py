@@ -14,11 +14,10 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Protocol
 
-import httpx
 from standardwebhooks.webhooks import Webhook
 
 from backend.config import Settings
-from backend.events.bounds import ANSWER_MAX_BYTES, Answer, deadline, post, post_bytes
+from backend.events.bounds import ANSWER_MAX_BYTES, SEND_ERRORS, Answer, HttpClient
 from backend.events.engine import DEFERRED, DELIVERED, RETRY, Outcome, Receivers, receiver_share
 from backend.events.health import WorkerMetrics
 from backend.models import TaskPublic, task_children
@@ -41,26 +40,6 @@ class EventRow(Protocol):
     actor_id: str | None
     changes: dict[str, Any] | None
     occurred_at: datetime
-
-
-class HostOnly(logging.Filter):
-    """On httpx's logger: a URL as its scheme and host only (a webhook's query may hold its
-    receiver's credential, a push endpoint's path is a capability)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
-            record.args = tuple(
-                f"{a.scheme}://{a.host}" if isinstance(a, httpx.URL) else a for a in record.args
-            )
-        return True
-
-
-def urls_kept_out_of_logs() -> None:
-    """Install `HostOnly` on httpx's logger (once): a logger's own filter applies to every
-    record it makes, whatever handler shows it."""
-    log = logging.getLogger("httpx")
-    if not any(isinstance(f, HostOnly) for f in log.filters):
-        log.addFilter(HostOnly())
 
 
 class DeliveryFailed(Exception):
@@ -157,18 +136,19 @@ def _deliver(send: Callable[[], Answer]) -> None:
     """Send; a transport error or a non-2xx answer is `DeliveryFailed`."""
     try:
         answer = send()
-    except httpx.HTTPError as exc:
+    except SEND_ERRORS as exc:
         raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
-    if not answer.is_success:
+    if not 200 <= answer.status_code < 300:
         more = f" (answer cut at {ANSWER_MAX_BYTES} bytes)" if answer.cut else ""
-        raise DeliveryFailed(f"HTTP {answer.status_code}: {answer.text[:200]}{more}")
+        said = answer.head.decode(errors="replace")[:200]
+        raise DeliveryFailed(f"HTTP {answer.status_code}: {said}{more}")
 
 
 class Sink(Protocol):
     @property
     def name(self) -> str: ...
 
-    def send(self, client: httpx.Client, row: EventRow, body: dict[str, Any]) -> None: ...
+    def send(self, client: HttpClient, row: EventRow, body: dict[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -191,13 +171,16 @@ class DaprSink:
             return self.list_topic
         return self.task_topic
 
-    def send(self, client: httpx.Client, row: EventRow, body: dict[str, Any]) -> None:
+    def send(self, client: HttpClient, row: EventRow, body: dict[str, Any]) -> None:
         topic = self.topic(row)
         if topic is None:
             return
         url = f"{self.endpoint}/v1.0/publish/{self.pubsub}/{topic}"
-        headers = {"dapr-api-token": self.token} if self.token else {}
-        _deliver(lambda: post(client, url, json=body, headers=headers))
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["dapr-api-token"] = self.token
+        content = json.dumps(body, separators=(",", ":")).encode()
+        _deliver(lambda: client.post(url, headers, content))
 
 
 @cache
@@ -214,7 +197,7 @@ class WebhookSink:
     secret: str
     name: str
 
-    def send(self, client: httpx.Client, row: EventRow, body: dict[str, Any]) -> None:
+    def send(self, client: HttpClient, row: EventRow, body: dict[str, Any]) -> None:
         now = datetime.now(UTC)
         # A reminder's and a list's own types as they are; a task change's as `task.<type>`.
         own = row.type == REMINDER or is_list_event(row)
@@ -224,13 +207,13 @@ class WebhookSink:
             separators=(",", ":"),
         )
         event_id = str(row.event_id)
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"webhook-id", event_id.encode()),
-            (b"webhook-timestamp", str(int(now.timestamp())).encode()),
-            (b"webhook-signature", _signer(self.secret).sign(event_id, now, payload).encode()),
-        ]
-        _deliver(lambda: post_bytes(client, self.url, payload.encode(), headers))
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": event_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": _signer(self.secret).sign(event_id, now, payload),
+        }
+        _deliver(lambda: client.post(self.url, headers, payload.encode()))
 
 
 class Fanout:
@@ -243,7 +226,7 @@ class Fanout:
     def __init__(
         self,
         sinks: Sequence[Sink],
-        client: httpx.Client,
+        client: HttpClient,
         settings: Settings,
         metrics: WorkerMetrics,
         parallel: int,
@@ -251,7 +234,6 @@ class Fanout:
     ) -> None:
         self.sinks = tuple(sinks)
         self._client = client
-        self._seconds = settings.event_delivery_timeout_seconds
         self._metrics = metrics
         self._calls = calls
         window = settings.event_batch_size
@@ -304,8 +286,7 @@ class Fanout:
         it failed."""
         ok = False
         try:
-            with deadline(self._seconds):
-                sink.send(self._client, row, body)
+            sink.send(self._client, row, body)
             ok = True
         except Exception as exc:
             if not isinstance(exc, DeliveryFailed):  # a bug, not the receiver: say where

@@ -17,12 +17,12 @@ from sqlalchemy import Engine
 from backend.config import Settings
 from backend.errors import database_error, database_failure, loggable
 from backend.events import outbox
-from backend.events.bounds import bounded_client
+from backend.events.bounds import HttpClient
 from backend.events.deliveries import reminder_lane
 from backend.events.engine import Lane, lease_for
 from backend.events.health import Readiness, WorkerMetrics
 from backend.events.outbox import OutboxQueue
-from backend.events.sinks import Fanout, Sink, urls_kept_out_of_logs
+from backend.events.sinks import Fanout, Sink
 from backend.services.delivery.reminders import fire_due
 from backend.services.history.changes import prune
 from backend.services.history.trash import purge_expired
@@ -66,11 +66,9 @@ class Worker:
         self.readiness = readiness or Readiness(
             settings.worker_poll_seconds, settings.worker_max_lag_seconds, self.batch_seconds
         )
-        urls_kept_out_of_logs()
-        # Every call bounded as a whole (bounds.deadline around each send), not per read.
-        self._http = bounded_client(settings.event_delivery_timeout_seconds)
-        # Pushes go to a client's URL: no redirects, no proxy from the environment.
-        self._push_http = bounded_client(settings.push_timeout_seconds, follow_redirects=False)
+        # Every call bounded as a whole, not per read; no redirect, no proxy (bounds.py).
+        self._http = HttpClient(settings.event_delivery_timeout_seconds)
+        self._push_http = HttpClient(settings.push_timeout_seconds)
         self._pools = [
             ThreadPoolExecutor(max_workers=PARALLEL_DELIVERIES, thread_name_prefix="deliver"),
             ThreadPoolExecutor(max_workers=PARALLEL_NOTIFICATIONS, thread_name_prefix="notify"),

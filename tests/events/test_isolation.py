@@ -14,14 +14,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from backend.config import Settings, WebhookTarget
+from backend.events.bounds import HttpClient
 from backend.events.deliveries import reminder_lane
 from backend.events.engine import Receivers
 from backend.events.health import WorkerMetrics
@@ -182,7 +183,7 @@ def test_a_push_service_at_its_bound_defers_its_pushes_and_the_others_go(
     with (
         PushReceiver(key, {}) as healthy,
         ThreadPoolExecutor(4) as pool,
-        httpx.Client(timeout=5.0, follow_redirects=False, trust_env=False) as http,
+        closing(HttpClient(5.0)) as http,
     ):
         subscribe(push_client, alice, healthy, "/push/alice")
         task_with_reminder(push_client, alice, "Healthy")

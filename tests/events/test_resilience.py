@@ -9,6 +9,7 @@ from prometheus_client import generate_latest
 from sqlalchemy import Engine, text
 
 from backend.config import Settings, WebhookTarget
+from backend.events.bounds import USER_AGENT
 from tests.cli.helpers import run_cli
 from tests.conftest import Account
 from tests.events.conftest import (
@@ -122,11 +123,11 @@ def test_webhooks_that_differ_only_in_credentials_or_query_each_get_the_event(
         worker.close()
     got = receiver.by_path("/hook")
     assert len(got) == 3
-    # Each as httpx sends it: the query kept, the user info as Basic auth.
+    # Each as httpx would send it: the query kept, the user info as Basic auth.
     assert sorted(r.path for r in got) == ["/hook", "/hook", "/hook?token=tenant-a-secret"]
     basic = "Basic " + base64.b64encode(b"user:tenant-b-secret").decode()
     assert sorted(r.headers.get("Authorization", "") for r in got) == ["", "", basic]
-    assert all(r.headers["User-Agent"].startswith("python-httpx/") for r in got)
+    assert all(r.headers["User-Agent"] == USER_AGENT for r in got)
     assert all(r.headers["Host"] == host and r.headers["Accept"] == "*/*" for r in got)
     with db_engine.connect() as conn:
         state = conn.execute(text("SELECT state FROM task_events")).scalar_one()

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from typing import Any
 
-import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from backend.config import Settings, new_vapid_key
+from backend.events.bounds import HttpClient
 from backend.events.deliveries import reminder_lane
 from backend.events.health import WorkerMetrics
 from backend.main import create_app
@@ -90,7 +91,7 @@ def test_no_reminder_credential_is_found_where_it_does_not_belong(
     with (
         TestClient(create_app(both)) as client,
         ThreadPoolExecutor(4) as pool,
-        httpx.Client(timeout=5.0, trust_env=False) as http,
+        closing(HttpClient(5.0)) as http,
     ):
         key = client.get("/api/push/public-key").json()["data"]["public_key"]
         with PushReceiver(key, {}) as peer:

@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -25,6 +26,7 @@ from sqlalchemy import Engine, text
 
 from backend.auth.tokens import issue_token
 from backend.config import Settings
+from backend.events.bounds import HttpClient
 from backend.events.deliveries import reminder_lane
 from backend.events.engine import Lane
 from backend.events.health import WorkerMetrics
@@ -86,7 +88,7 @@ def inbox() -> Iterator[Inbox]:
 
 @pytest.fixture
 def notifier(db_engine: Engine, mail_settings: Settings) -> Iterator[Lane]:
-    with ThreadPoolExecutor(4) as pool, httpx.Client(timeout=5.0) as http:
+    with ThreadPoolExecutor(4) as pool, closing(HttpClient(5.0)) as http:
         yield reminder_lane(db_engine, mail_settings, WorkerMetrics(), pool, http, parallel=4)
 
 
@@ -106,7 +108,7 @@ def mailed(client: TestClient) -> None:
     email) sent, until none is pending."""
     app: Any = client.app
     engine, settings = app.state.engine, app.state.settings
-    with ThreadPoolExecutor(4) as pool, httpx.Client(timeout=5.0) as http:
+    with ThreadPoolExecutor(4) as pool, closing(HttpClient(5.0)) as http:
         drain(reminder_lane(engine, settings, WorkerMetrics(), pool, http, parallel=4), engine)
 
 
@@ -787,7 +789,7 @@ def test_a_confirmation_is_retried_while_the_smtp_server_is_down_then_sent_once(
     address = "late@example.com"
     answer = mail_client.patch(SETTINGS, json={"email_address": address}, headers=alice.headers)
     assert answer.status_code == 200, answer.text
-    with ThreadPoolExecutor(4) as pool, httpx.Client(timeout=5.0) as http:
+    with ThreadPoolExecutor(4) as pool, closing(HttpClient(5.0)) as http:
         notifier = reminder_lane(db_engine, mail_settings, WorkerMetrics(), pool, http, parallel=4)
         for _ in range(2):  # nobody listens on the port: failed attempts, kept
             with db_engine.begin() as conn:

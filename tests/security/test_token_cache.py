@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from backend.auth import token_cache
+from backend.auth import bearer
 from backend.auth.bearer import VerifiedTokens
 from backend.auth.tokens import TokenClaims
 from tests.conftest import Account
@@ -26,7 +26,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr(token_cache, "time", clock)
+    monkeypatch.setattr(bearer, "time", clock)
     return clock
 
 

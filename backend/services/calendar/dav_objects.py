@@ -16,7 +16,6 @@ version its write names (`keep_ahead`), and no two writers of one object wait fo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -52,6 +51,7 @@ from backend.services.calendar.dav_statements import (
     update_at_version,
     update_named,
 )
+from backend.services.calendar.dav_tags import WRITTEN_TAG
 from backend.services.history.changes import HOLD
 from backend.services.statements.rules import Rule, fires
 from backend.services.tasks.task_bulk import LOCK_TASKS
@@ -80,18 +80,14 @@ class DavObjectService(TaskSending):
         the write then names the version it read); not `commit`, it opens the write's
         transaction (the entry's change lock held until its COMMIT)."""
         statement, values = _looking(sought)
-        if commit and self._send.can_finish:
-            rows = self._write(statement, last=True, **values)
-        else:
-            rows = self._read(statement, **values)
-        return _seen(sought.list_id, rows)
+        return _seen(sought.list_id, self._read(statement, last=commit, **values))
 
     def looked(self, list_id: int | None, refused: Taken | None) -> Looked | None:
         """What the message a `name_plain` or a `claim` `refused` read under its change locks
         (its reason's further lines: `dav_statements.LOOKED`): `lookup`'s answer, as `lookup`
         gives it, and with `every`, `all`'s rows (each row as the driver types it:
         `decoded`); None: nothing read."""
-        read = [json.loads(part) for part in (refused.read if refused else ())]
+        read = refused.read if refused else ()
         if not read:
             return None
         columns = (LOOKUP_NO_LIST if list_id is None else LOOKUP).selected_columns
@@ -139,8 +135,7 @@ class DavObjectService(TaskSending):
     def begin_write(self) -> None:
         """The write after `lookup`: a further transaction of the request where the lookup
         committed the first (its entry uncounted)."""
-        if self._can_begin_again():
-            self._begin_again()
+        self._next_transaction()
 
     def keep_ahead(self, task_id: int, version: int, uid: str, name: str, body: str) -> None:
         """Keep `body` as the task's object in the message of the task's write, ahead of it,
@@ -251,6 +246,11 @@ class DavObjectService(TaskSending):
         committing the request; the title it had (None: nothing deleted)."""
         rows = self._write(DELETE_NAMED, last=True)
         return str(rows[0].title) if rows else None
+
+    def tag_written(self, body: str) -> None:
+        """The next write's rows answer, as `dav_tag`, the tag of `body` kept fresh on each
+        (`dav_tags.WRITTEN_TAG`: the database's, in the write's message)."""
+        self._send.beside(WRITTEN_TAG, {"dav_body": body}, "dav_tag")
 
     def can_finish(self) -> bool:
         """Whether the next write commits the request in its own message (no transaction of

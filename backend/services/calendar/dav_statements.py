@@ -29,6 +29,7 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    literal_column,
     not_,
     or_,
     select,
@@ -36,7 +37,7 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from backend.db.scope import OWNER, spaces_locked
@@ -429,17 +430,22 @@ CLAIM, CLAIM_NO_LIST = _claim(False), _claim(True)
 NAME_PLAIN = {key: _name_plain(key) for key in (False, True)}
 
 
+_READ, _NO_ROWS = "task_api.read", literal_column("'[]'::jsonb", JSONB)
+
+
 def _looked(statement: Any) -> Any:
     """After a statement that refused the request (`TA412`, nothing written): `statement`'s
-    rows, as a JSON array, a further line of the refusal's reason: what the request does
-    next, read under its change locks in its message (`DavObjectService.looked`; no order
+    rows, as a JSON array, one more of the outcome's `read` (migration 0110): what the request
+    does next, read under its change locks in its message (`DavObjectService.looked`; no order
     promised: the reader sorts). Not run where nothing refused."""
     rows = statement.subquery("looked")
-    as_json = func.coalesce(func.jsonb_agg(func.to_jsonb(rows.table_valued())), "[]")
-    read = cast(select(as_json).scalar_subquery(), Text)
-    reason = func.concat(func.current_setting("task_api.reason"), "\n", read)
+    as_json = func.coalesce(func.jsonb_agg(func.to_jsonb(rows.table_valued())), _NO_ROWS)
+    so_far = func.coalesce(
+        cast(func.nullif(func.current_setting(_READ, True), ""), JSONB), _NO_ROWS
+    )
+    read = cast(so_far.op("||")(func.jsonb_build_array(select(as_json).scalar_subquery())), Text)
     refused = func.current_setting("task_api.refused", True) == "TA412"
-    return select(func.set_config("task_api.reason", reason, True)).where(refused)
+    return select(func.set_config(_READ, read, True)).where(refused)
 
 
 # `lookup`'s and `all`'s, read in a refusal (by no list: the caller's tasks in no list).

@@ -1,16 +1,16 @@
-"""A CalDAV object's ETag, in this one module: built by the database (`tag`), again from a written
-row (`written_tag`, no statement more) and read back (`vouched`). Its format is `RENDER_FORMAT`
-(specs/caldav.md, "ETags")."""
+"""A CalDAV object's ETag, in this one module: built by the database (`tag`), over a written row in
+the write's own message (`WRITTEN_TAG`, no statement more) and read back (`vouched`). Its format is
+`RENDER_FORMAT` (specs/caldav.md, "ETags")."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Text, and_, case, cast, extract, func, literal, literal_column
+from sqlalchemy import Text, and_, case, cast, extract, func, literal, literal_column, select
+from sqlalchemy.sql.expression import bindparam
 
 from backend.models import Task
 from backend.recurrence import TIME_ZONES
@@ -23,7 +23,7 @@ RENDER_FORMAT = 5
 _READER_REMINDERS = next(c for c in TASK_VIEW if c.name == "reminders").element
 
 
-def tag(kept: Any, parent_uid: Any) -> Any:
+def tag(kept: Any, parent_uid: Any, t: Any = _T, reminders: Any = _READER_REMINDERS) -> Any:
     """An object's strong ETag, computed by the database from everything `vtodo.render` makes its
     body of, so every read and write by href compares one expression (If-Match in the write's own
     message): `"<id>-<version>.<time zone>.<digest>"` for a task with no rule and no parent
@@ -32,42 +32,37 @@ def tag(kept: Any, parent_uid: Any) -> Any:
     body_digest = func.encode(func.sha256(func.convert_to(func.coalesce(body, ""), "UTF8")), "hex")
     made_of = func.jsonb_build_array(
         literal_column(str(RENDER_FORMAT)),
-        _T.id,
-        _T.version,
-        extract("epoch", _T.updated_at),
-        _T.position,
+        t.id,
+        t.version,
+        extract("epoch", t.updated_at),
+        t.position,
         parent_uid,
-        _READER_REMINDERS,
+        reminders,
         body_digest,
-        fresh(kept),
+        fresh(kept, t),
     )
     digest = func.encode(func.sha256(func.convert_to(cast(made_of, Text), "UTF8")), "hex")
-    vouching = and_(_T.recurrence.is_(None), _T.parent_id.is_(None))
-    shown = cast(_T.id, Text) + "-" + cast(_T.version, Text) + "." + _T.time_zone + "."
+    vouching = and_(t.recurrence.is_(None), t.parent_id.is_(None))
+    shown = cast(t.id, Text) + "-" + cast(t.version, Text) + "." + t.time_zone + "."
     inner = case((vouching, shown + func.left(digest, 32)), else_="o" + func.left(digest, 39))
     return literal('"', Text) + inner + literal('"', Text)
 
 
-def fresh(kept: Any) -> Any:
+def fresh(kept: Any, t: Any = _T) -> Any:
     """Whether the task's last write stored the kept object (its own DTSTAMP served)."""
-    return kept.c.updated_at == _T.updated_at
+    return kept.c.updated_at == t.updated_at
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def written_tag(row: Any, kept: str) -> str:
-    """`tag` of a fresh kept object as its write returned its task (no rule, parent, reminders)."""
-    body_digest = hashlib.sha256(kept.encode()).hexdigest()
-    micros = (row.updated_at - _EPOCH) // timedelta(microseconds=1)
-    epoch = f"{micros // 1_000_000}.{micros % 1_000_000:06d}"  # numeric, scale 6
-    reminders = "[]" if row.reminders is not None else "null"
-    made_of = (
-        f"[{RENDER_FORMAT}, {row.id}, {row.version}, {epoch}, {row.position}, null, "
-        f'{reminders}, "{body_digest}", true]'
+# `tag` of the fresh kept object `:dav_body` (served, no parent) over each row a write returns
+# (`r`, TASK_VIEW's: its reminders the reader's), answered beside them (`Sender.beside`).
+_NAMES = ("id", "version", "updated_at", "position", "reminders", "recurrence", "parent_id")
+_R = SimpleNamespace(**{name: literal_column(f"r.{name}") for name in (*_NAMES, "time_zone")})
+_KEPT = SimpleNamespace(
+    c=SimpleNamespace(
+        served=literal_column("true"), body=bindparam("dav_body", Text), updated_at=_R.updated_at
     )
-    digest = hashlib.sha256(made_of.encode()).hexdigest()
-    return f'"{row.id}-{row.version}.{row.time_zone}.{digest[:32]}"'
+)
+WRITTEN_TAG = select(tag(_KEPT, literal_column("NULL"), _R, _R.reminders).label("dav_tag"))
 
 
 # A tag that says what an update needs of its task (`tag`'s first form).

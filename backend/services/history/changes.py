@@ -269,7 +269,7 @@ def _still_there(no_list: bool) -> ColumnElement[bool]:
     )
 
 
-def _listed(lists: Sequence[int]) -> dict[str, int]:
+def _listed(lists: Sequence[int]) -> dict[str, Any]:
     return {f"collection_{n}": list_id for n, list_id in enumerate(lists)}
 
 

@@ -174,9 +174,8 @@ class QuickAddService(Scoped):
             return []
         keys = sorted({name_key(name) for name in names.lists})
         # It commits with the caller's entry: no transaction is held while the line is read.
-        rows = self._write(union_all(*arms), last=True, list_keys=keys, default_list=body.list_id)
-        if self._send.can_begin_again:
-            self._send.begin_again()
+        rows = self._read(union_all(*arms), last=True, list_keys=keys, default_list=body.list_id)
+        self._next_transaction()
         return list(rows)
 
     def _directory(self, names: Names, default: int | None, rows: list[Any]) -> Directory:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn, Protocol, TypeVar, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
 from backend.db.scope import OWNER, Scoped, spaces_locked
+from backend.db.sender import Sender
 from backend.errors import Conflict, InvalidRequest, NotFound, PreconditionFailed
 from backend.models import Task, TaskEvent, TaskRow
 from backend.models.task_event import ChangeType
@@ -54,6 +55,15 @@ from backend.services.statements.versions import VERSIONS
 from backend.services.tasks.service import TaskService
 from backend.services.tasks.task_schedule import SCHEDULE_FIELDS
 from backend.services.tasks.task_statements import PLANNED, TASK_VIEW, owned_task
+
+S = TypeVar("S")
+
+
+class Services(Protocol):
+    """`UnitOfWork.service`: a service bound to the request, built once."""
+
+    def __call__(self, kind: type[S], /) -> S: ...
+
 
 _TASKS = Task.__table__  # type: ignore[attr-defined]
 _T = _TASKS.c
@@ -310,7 +320,12 @@ _MOVE_BACK, _ = move_statement(
 
 
 class UndoService(Scoped):
-    """Undo an activity entry (`POST /api/activity/{id}/undo`, the MCP `undo` tool)."""
+    """Undo an activity entry (`POST /api/activity/{id}/undo`, the MCP `undo` tool); the task and
+    trash services it hands a refused undo to come from its unit of work (`services`)."""
+
+    def __init__(self, send: Sender, user_id: str, services: Services) -> None:
+        super().__init__(send, user_id)
+        self._services = services
 
     @fires(
         Rule.COMPLETE_SUBTASKS,
@@ -325,7 +340,7 @@ class UndoService(Scoped):
         """Write back what entry `event_id` (None: the newest) changed; `tags`: If-Match's."""
         if not self._send.can_finish:  # held open: the locks first, for both messages
             self._lock_spaces(_LOCK_FIRST, event_id=event_id)
-        rows = self._write(_WHY, event_id=event_id, last=True)  # a read: committing the entry
+        rows = self._read(_WHY, event_id=event_id, last=True)  # committing the entry
         if not rows:
             raise NotFound(ENTRY_NOT_FOUND if event_id is not None else NOTHING_OF_YOURS)
         found = SimpleNamespace(**rows[0]._mapping)
@@ -337,7 +352,7 @@ class UndoService(Scoped):
 
     def _again(self, found: Any) -> None:
         """The second message: a further transaction, under the spaces' change locks."""
-        _begin_again(self._send)
+        self._next_transaction()
         self._lock_spaces(_LOCK, first=False, event_id=found.id)
 
     def _why(self, found: Any) -> Any:
@@ -370,7 +385,7 @@ class UndoService(Scoped):
         rows = self._write(_RESTORE_BACK[tags is not None], **values, last=True)
         if rows:
             return cast(TaskRow, rows[0])
-        return _undo_delete(self, found.task_id, found.at, tags)
+        return self._undo_delete(found.task_id, found.at, tags)
 
     def _move_back(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> TaskRow:
         """A move moved back (`_MOVE_BACK`) at the version read; else why (`_moved`)."""
@@ -416,10 +431,34 @@ class UndoService(Scoped):
         else:
             choice = Sent.null if back.list_id is None else Sent.id
             placement = Placement(list=choice, parent=Sent.null, list_id=back.list_id)
-        _begin_again(self._send)  # the undo's own statement committed (nothing)
-        moving = TaskService(self._send, self.user_id)
-        current = back.current
-        return moving.move(int(current["id"]), placement, frozenset({int(current["version"])}))
+        self._next_transaction()  # the undo's own statement committed (nothing)
+        current, tasks = back.current, self._services(TaskService)
+        return tasks.move(int(current["id"]), placement, frozenset({int(current["version"])}))
+
+    def _undo_delete(
+        self, task_id: int, at: datetime, tags: frozenset[tuple[int, int]] | None
+    ) -> TaskRow:
+        """A deletion the undo did not restore: why (`TrashService.restore`), or a subtask restored
+        with its parent; each step a further transaction; in no trash: 409."""
+        trash = self._services(TrashService)
+        expected = None if tags is None else frozenset(v for t, v in tags if t == task_id)
+        try:
+            self._next_transaction()
+            return trash.restore(task_id, expected)
+        except NotFound:
+            pass
+        self._next_transaction()
+        root = trash.holding(task_id, at)
+        if root is None:
+            raise Conflict(DELETED_FOR_GOOD)
+        if tags is not None:  # it names the subtask's version, not the parent's that comes back
+            raise Conflict(WITH_ITS_PARENT)
+        self._next_transaction()
+        try:
+            trash.restore(root)
+        except NotFound:
+            raise Conflict(DELETED_FOR_GOOD) from None
+        return self._services(TaskService).get(task_id)
 
     def _admitted(self, found: Any, tags: frozenset[tuple[int, int]] | None) -> dict[str, Any]:
         """The task as it is now, once the caller may undo entry `found` on it; else the error."""
@@ -541,38 +580,6 @@ def _newer(
     if names & set(_SET_AGAINST_SCHEDULE):
         names |= set(_SCHEDULE)
     return sorted(name for name in names if current.get(name) != left.get(name))
-
-
-def _undo_delete(
-    service: UndoService, task_id: int, at: datetime, tags: frozenset[tuple[int, int]] | None
-) -> TaskRow:
-    """A deletion the undo did not restore: why (`TrashService.restore`), or a subtask restored with
-    its parent; each step a further transaction; in no trash: 409."""
-    send = service._send
-    trash = TrashService(send, service.user_id)
-    expected = None if tags is None else frozenset(v for t, v in tags if t == task_id)
-    try:
-        _begin_again(send)
-        return trash.restore(task_id, expected)
-    except NotFound:
-        pass
-    _begin_again(send)
-    root = trash.holding(task_id, at)
-    if root is None:
-        raise Conflict(DELETED_FOR_GOOD)
-    if tags is not None:  # it names the subtask's version, not the parent's that comes back
-        raise Conflict(WITH_ITS_PARENT)
-    _begin_again(send)
-    try:
-        trash.restore(root)
-    except NotFound:
-        raise Conflict(DELETED_FOR_GOOD) from None
-    return TaskService(send, service.user_id).get(task_id)
-
-
-def _begin_again(send: Any) -> None:
-    if send.can_begin_again:
-        send.begin_again()
 
 
 WITH_ITS_PARENT = (

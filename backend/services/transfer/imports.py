@@ -168,20 +168,6 @@ _MINE = owned(
     ),
     _K.user_id,
 )
-_RECORD = (
-    pg_insert(ImportItem)
-    .values(
-        user_id=bindparam(OWNER),
-        import_id=_IMPORT_ID,
-        source=bindparam("source", type_=Text),
-        key=bindparam("key", type_=Text),
-        kind=bindparam("kind", type_=Text),
-        row_id=bindparam("row_id", type_=BigInteger),
-        root=bindparam("root", type_=Boolean),
-    )
-    .on_conflict_do_nothing(constraint="uq_import_items_user_id_source_key")
-    .returning(_K.id)
-)
 # Many items at once: one statement over arrays.
 _ITEM_ROWS = (
     func.unnest(
@@ -289,26 +275,11 @@ class ImportService(Scoped):
         )
         return bool(rows)
 
-    def record(
-        self, import_id: int, source: str, key: str, kind: str, row_id: int, root: bool = False
-    ) -> bool:
-        """Key a created row by where it came from; False: the key was taken meanwhile."""
-        rows = self._write(
-            _RECORD,
-            import_id=import_id,
-            source=source,
-            key=key,
-            kind=kind,
-            row_id=row_id,
-            root=root,
-        )
-        return bool(rows)
-
     def record_many(
         self, import_id: int, source: str, items: Sequence[tuple[str, str, int, bool]]
     ) -> int:
-        """`record` of many (key, kind, row id, root) in one statement; how many it keyed (fewer:
-        another import keyed the rest first)."""
+        """Key created rows (key, kind, row id, root) by where they came from, in one statement;
+        how many it keyed (fewer: another import keyed the rest first)."""
         if not items:
             return 0
         keys, kinds, row_ids, roots = (list(column) for column in zip(*items, strict=True))
