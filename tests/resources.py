@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,15 +26,30 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from sqlalchemy import Engine, text
 
+from backend.api.actions import task_states
 from backend.api.deps import door
 from backend.config import Settings
 from backend.main import create_app
 from backend.models.task_children import CHILDREN
 from tests.conftest import Account, api_routes
 
+
+@dataclass(frozen=True)
+class Placeholder:
+    """In a sample body, the id of a row the guard makes, put in where the
+    placeholder stands (`fill_sample`, by the sample's structure: no text is rewritten, so a
+    date like `2026-12-01` in a sample is sent as written)."""
+
+    name: str
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
 # Placeholders in the sample bodies: the target task (a bulk operation's), a list, another
 # task (a parent or an anchor) and another list (a list's anchor).
-TASK, LIST, REF, LIST_REF = -1, -2, -3, -4
+TASK, LIST = Placeholder("task"), Placeholder("list")
+REF, LIST_REF = Placeholder("ref"), Placeholder("list_ref")
 # Valid bodies for each body schema a route takes (each one is sent by the isolation test; the
 # first is what the round-trip test sends where it has no body of its own, and what makes a
 # row for a path parameter). A body schema missing here is sampled by its own `examples`
@@ -101,12 +115,25 @@ SAMPLES: dict[str, list[Any]] = {
 
 def samples(model: type[BaseModel]) -> list[Any]:
     """The sample bodies of a body schema: `SAMPLES`'s, else the `examples` the schema declares
-    (`model_config = ConfigDict(json_schema_extra={"examples": [...]})`: Swagger shows them too);
-    none: an empty list (the guards say which schema needs them)."""
+    (`model_config = ConfigDict(json_schema_extra={"examples": [...]})`: Swagger shows them too),
+    else a task's child's declared `sample`, else its required fields' own `examples`; none:
+    an empty list (the guards say which schema needs them)."""
     if model.__name__ in SAMPLES:
         return SAMPLES[model.__name__]
-    examples: list[Any] = model.model_json_schema().get("examples", [])
-    return examples or child_samples().get(model.__name__, [])
+    schema = model.model_json_schema()
+    examples: list[Any] = schema.get("examples", [])
+    return examples or child_samples().get(model.__name__, []) or _from_fields(schema)
+
+
+def _from_fields(schema: dict[str, Any]) -> list[Any]:
+    """A body of each required field's first `examples` (`Field(examples=[3])`), as a tool's
+    arguments are (tests/mcp/test_isolation.py): a schema whose required fields all declare
+    one needs no model-level `examples`; none: no sample."""
+    properties = schema.get("properties", {})
+    required = schema.get("required", [])
+    if not required or any("examples" not in properties[name] for name in required):
+        return []
+    return [{name: properties[name]["examples"][0] for name in required}]
 
 
 @functools.cache
@@ -284,12 +311,50 @@ def body_of(method: str, template: str, body: Any) -> dict[str, Any]:
     return {"json": body}
 
 
-def fill_sample(sample: Any, rows: Mapping[int, int]) -> Any:
-    """A sample with its placeholders replaced by row ids."""
-    text_ = json.dumps(sample)
-    for placeholder, value in rows.items():
-        text_ = text_.replace(str(placeholder), str(value))
-    return json.loads(text_)
+def fill_sample(sample: Any, rows: Mapping[Placeholder, Any]) -> Any:
+    """A copy of a sample with each `Placeholder` where it stands, at any depth, replaced
+    by its row's id; every other value as it is (a string is never searched)."""
+    if isinstance(sample, Placeholder):
+        assert sample in rows, f"nothing fills the placeholder {sample!r}"
+        return rows[sample]
+    if isinstance(sample, dict):
+        return {key: fill_sample(value, rows) for key, value in sample.items()}
+    if isinstance(sample, list | tuple):
+        return [fill_sample(value, rows) for value in sample]
+    return sample
+
+
+def placeholders_in(sample: Any) -> set[Placeholder]:
+    """The placeholders a sample holds, at any depth."""
+    if isinstance(sample, Placeholder):
+        return {sample}
+    if isinstance(sample, dict):
+        return set().union(*map(placeholders_in, sample.values()))
+    if isinstance(sample, list | tuple):
+        return set().union(*map(placeholders_in, sample))
+    return set()
+
+
+@functools.cache
+def _task_states() -> dict[tuple[str, str], dict[str, Any]]:
+    return task_states(create_app(Settings(environment="test", jwt_secret="t" * 48)))
+
+
+def task_state(method: str, template: str) -> dict[str, Any]:
+    """The state the route's task must be in (`acts(..., task=...)`, backend/api/actions.py:
+    `x-task-state`); none: any task will do."""
+    return dict(_task_states().get((method.upper(), template), {}))
+
+
+def in_state(client: TestClient, owner: Account, task_id: int, method: str, template: str) -> None:
+    """The task a guard made for the route put in the state the route declares, by its
+    owner's PATCH (nothing to do for a route that declares none): every generated guard that
+    makes a task for a route by id calls this, so a route's state is set up from its
+    declaration alone."""
+    state = task_state(method, template)
+    if state:
+        answer = client.patch(f"/api/tasks/{task_id}", json=state, headers=owner.headers)
+        assert answer.status_code == 200, (method, template, state, answer.text)
 
 
 def make_row(

@@ -25,6 +25,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from backend.api.actions import TASK_STATE
 from backend.api.named_routes import NAMED_RESOURCES
 from backend.api.responses import EXAMPLES
 from backend.config import Settings
@@ -32,16 +33,24 @@ from backend.errors import LimitReached
 from backend.main import create_app
 from backend.models.task_children import CHILDREN, TaskChild
 from backend.services.history.changes import prune
+from backend.services.statements.access import least_role
 from tests.conftest import ROOT, Account
 from tests.resources import (
+    LIST,
+    TASK,
     TWIN_PREFIX,
     body_model,
+    body_of,
     creators,
     fill_path,
+    fill_sample,
+    in_state,
     make_row,
     path_parameters,
     samples,
+    task_state,
     the_app_routes,
+    unique,
 )
 
 NOT_PROVOKED = {
@@ -290,13 +299,10 @@ CHATKIT = {"chatkit_item_not_found"}
 # otherwise): here, and `list_members_full` in tests/sharing/test_invitations.py. Each is
 # compared with what the API answers somewhere in tests/ (`test_every_limit_is_reached`).
 FILLED = {name for name, example in EXAMPLES.items() if example.code == LimitReached.code}
-# A member's refusals, in a list shared by a membership row written on the test's own engine:
-# test_the_sharing_examples.
-SHARED = {
-    "forbidden",
-    "not_the_comment_author",
-    "not_the_comment_author_or_admin",
-}
+# A member's refusal, in a list shared by a membership row written on the test's own engine:
+# test_the_sharing_examples. A task's child's refusals of another's row are generated
+# (`AUTHOR_REFUSALS`).
+SHARED = {"forbidden"}
 # A task's children with a per-task limit and routes: each one's `too_many_<path>` is reached
 # by test_a_childs_limit_example, generated from `CHILDREN`.
 LIMITED = [child for child in CHILDREN if child.per_task and child.path]
@@ -323,6 +329,31 @@ def _missing_rows() -> dict[str, list[tuple[str, str]]]:
 MISSING_ROWS = _missing_rows()
 
 
+def _state_refusals() -> dict[str, list[tuple[str, str]]]:
+    """Each example provoked nowhere else that a route declaring its task's state documents
+    (`acts(..., task=...)`, `x-task-state`: a snooze's `no_due_date`) -> those routes (not
+    the /api/{user_id}/ twins): each answers it to its sample on a task not in that state."""
+    document = create_app(Settings(environment="test", jwt_secret="t" * 48)).openapi()
+    elsewhere = {*PROVOKE, *NOT_PROVOKED, *CHAT_PROVIDER, *CHATKIT, *SHARED, *FILLED}
+    elsewhere |= {*MISSING_ROWS, "rate_limited", "cursor_expired"}
+    found: dict[str, list[tuple[str, str]]] = {}
+    for path, operations in document["paths"].items():
+        if path.startswith(TWIN_PREFIX):
+            continue
+        for method, operation in operations.items():
+            if TASK_STATE not in operation:
+                continue
+            for response in operation["responses"].values():
+                content = response.get("content", {}).get("application/json", {})
+                for name in content.get("examples", {}):
+                    if name in EXAMPLES and name not in elsewhere:
+                        found.setdefault(name, []).append((method.upper(), path))
+    return found
+
+
+STATE_REFUSALS = _state_refusals()
+
+
 def _sent_twice() -> dict[str, list[str]]:
     """Each 409 example provoked nowhere else -> the POST routes (under /api/, not a twin)
     that document it, from the document."""
@@ -333,7 +364,8 @@ def _sent_twice() -> dict[str, list[str]]:
             continue
         content = operations["post"]["responses"].get("409", {}).get("content", {})
         for name in content.get("application/json", {}).get("examples", {}):
-            if name not in {*PROVOKE, *NOT_PROVOKED, *CHAT_PROVIDER, *CHATKIT, *SHARED}:
+            provoked = {*PROVOKE, *NOT_PROVOKED, *CHAT_PROVIDER, *CHATKIT, *SHARED, *STATE_REFUSALS}
+            if name not in provoked:
                 found.setdefault(name, []).append(path)
     return found
 
@@ -341,11 +373,32 @@ def _sent_twice() -> dict[str, list[str]]:
 SENT_TWICE = _sent_twice()
 
 
+def _author_refusals() -> dict[str, tuple[TaskChild, str]]:
+    """Each refusal of another's row of a task's child with an `author` (api/child_routes.py:
+    `not_the_<noun>_author` where it `edits`, `not_the_<noun>_author_or_<role>` where deleting
+    another's needs more than writing) -> its child and the method that provokes it, from
+    `CHILDREN` and the examples its routes document: a new child needs no line here."""
+    found: dict[str, tuple[TaskChild, str]] = {}
+    for child in CHILDREN:
+        if not (child.author and child.path):
+            continue
+        stem = f"not_the_{child.snake}_author"
+        for name in EXAMPLES:
+            if name == stem:
+                found[name] = (child, "PATCH")
+            elif name.startswith(f"{stem}_or_"):
+                found[name] = (child, "DELETE")
+    return found
+
+
+AUTHOR_REFUSALS = _author_refusals()
+
+
 def test_every_example_is_provoked_or_says_why_not() -> None:
     # rate_limited: test_the_rate_limit_example, on an app with limits on; cursor_expired:
     # test_the_cursor_expired_example, after pruning; a missing row: test_a_missing_row.
     provoked = set(PROVOKE) | NOT_PROVOKED | FILLED | CHAT_PROVIDER | CHATKIT | SHARED
-    provoked |= set(MISSING_ROWS) | set(SENT_TWICE)
+    provoked |= set(MISSING_ROWS) | set(SENT_TWICE) | set(AUTHOR_REFUSALS) | set(STATE_REFUSALS)
     assert provoked | {"rate_limited", "cursor_expired"} == set(EXAMPLES)
     assert not set(PROVOKE) & NOT_PROVOKED
 
@@ -409,6 +462,8 @@ def test_a_sample_sent_twice(client: TestClient, alice: Account, name: str) -> N
         known: dict[str, int] = {}
         for parameter in path_parameters(path):
             make_row(client, alice, parameter, known, makers)
+        if "task_id" in known:  # in the state the route declares (`acts(..., task=...)`)
+            in_state(client, alice, known["task_id"], "POST", path)
         model = body_model(posts[path])
         assert model is not None and samples(model), f"{path}: no sample body to send twice"
         url, body = fill_path(path, known), samples(model)[0]
@@ -485,8 +540,7 @@ def test_the_sharing_examples(
     register: Callable[..., Account],
     db_engine: Engine,
 ) -> None:
-    """Alice's list shared with Bob as a viewer, then as a commenter: what a member below the
-    role, or not the comment's author, is told."""
+    """Alice's list shared with Bob as a viewer: what a member below the role is told."""
     bob = register()
     list_id = _list(client, alice)
     task = client.post("/api/tasks", json={"title": "t", "list_id": list_id}, headers=alice.headers)
@@ -503,11 +557,7 @@ def test_the_sharing_examples(
     answers = {
         "forbidden": client.post(comments, json={"body": "x"}, headers=bob.headers),
     }
-    with db_engine.begin() as conn:
-        conn.execute(text("UPDATE list_members SET role = 'commenter'"))
-    mine = f"{comments}/{alices['id']}"
-    answers["not_the_comment_author"] = client.patch(mine, json={"body": "x"}, headers=bob.headers)
-    answers["not_the_comment_author_or_admin"] = client.delete(mine, headers=bob.headers)
+    assert client.get(f"{comments}/{alices['id']}", headers=bob.headers).status_code == 200
     with db_engine.begin() as conn:
         conn.execute(text("UPDATE list_members SET role = 'editor'"))
     files = f"/api/tasks/{task.json()['data']['id']}/attachments"
@@ -521,6 +571,78 @@ def test_the_sharing_examples(
     # another's is documented.
     assert "not_the_attachment_author_or_editor" not in EXAMPLES
     assert client.delete(theirs, headers=bob.headers).status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("name", "route"),
+    [(name, route) for name, routes in sorted(STATE_REFUSALS.items()) for route in routes],
+    ids=lambda value: value if isinstance(value, str) else " ".join(value),
+)
+def test_a_task_not_in_the_declared_state(
+    client: TestClient, alice: Account, name: str, route: tuple[str, str]
+) -> None:
+    """The route's sample on a task made from the first sample of a task (none of the state's
+    fields set; the path's other rows Alice's own): the example, byte for byte, and the task
+    unchanged. Generated from the route's declaration: no case written here."""
+    method, path = route
+    routes = the_app_routes()
+    makers = creators(routes)
+    known: dict[str, int] = {}
+    for parameter in path_parameters(path):
+        make_row(client, alice, parameter, known, makers)
+    task = f"/api/tasks/{known['task_id']}"
+    before = client.get(task, headers=alice.headers).json()["data"]
+    assert {key: before[key] for key in task_state(method, path)} != task_state(method, path)
+    model = body_model(next(r for r in routes if r.path == path and method in r.methods))
+    body = None
+    if model is not None:
+        rows = {TASK: known["task_id"], LIST: known.get("list_id", 0)}
+        body = fill_sample(unique(samples(model)[0], model), rows)
+    answer = client.request(method, fill_path(path, known), json=body, headers=alice.headers)
+    assert answer.status_code == EXAMPLES[name].status, answer.text
+    assert answer.json() == EXAMPLES[name].example()["value"]
+    assert client.get(task, headers=alice.headers).json()["data"] == before
+
+
+@pytest.mark.parametrize("name", sorted(AUTHOR_REFUSALS))
+def test_a_childs_refusal_example(
+    client: TestClient,
+    alice: Account,
+    register: Callable[..., Account],
+    db_engine: Engine,
+    name: str,
+) -> None:
+    """Alice's row of the child on her list's task; Bob, a member with the least role that
+    writes the child (`write`), changes it (`PATCH`) or deletes it (`DELETE`): the refusal's
+    example, byte for byte, and the row is still Alice's. Generated from `CHILDREN`: a new
+    child with an `author` needs no case here."""
+    child, method = AUTHOR_REFUSALS[name]
+    bob = register()
+    list_id = _list(client, alice)
+    task = client.post("/api/tasks", json={"title": "t", "list_id": list_id}, headers=alice.headers)
+    template = f"/api/tasks/{{task_id}}/{child.path}"
+    collection = template.format(task_id=task.json()["data"]["id"])
+    made = client.post(
+        collection, **body_of("POST", template, dict(child.sample)), headers=alice.headers
+    )
+    assert made.status_code == 201, made.text
+    row = f"{collection}/{made.json()['data']['id']}"
+    writer = least_role(child.action(writes=True))
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO list_members (user_id, list_id, member_id, role) "
+                "VALUES (:owner, :list, :member, :role)"
+            ),
+            {"owner": alice.id, "list": list_id, "member": bob.id, "role": writer},
+        )
+    body = {k: v for k, v in child.sample.items() if k in child.fields} or dict(child.sample)
+    sent = {"json": body} if method == "PATCH" else {}
+    answer = client.request(method, row, **sent, headers=bob.headers)
+    example = EXAMPLES[name]
+    assert answer.status_code == example.status == 403, answer.text
+    assert answer.json() == example.example()["value"]
+    assert client.get(row, headers=alice.headers).json()["data"] == made.json()["data"]
 
 
 def _user_columns(child: TaskChild) -> list[str]:

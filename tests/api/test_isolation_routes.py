@@ -42,8 +42,10 @@ from tests.resources import (
     creators,
     fill_path,
     fill_sample,
+    in_state,
     make_row,
     path_parameters,
+    placeholders_in,
     samples,
     snapshot,
     takes_the_door,
@@ -132,6 +134,33 @@ def test_rows_made_from_one_sample_differ_in_their_free_text() -> None:
             models[name].model_validate(unique(sample, models[name]))
 
 
+def test_a_sample_is_filled_by_its_structure() -> None:
+    """A placeholder is replaced where it stands, at any depth; nothing else is touched: a
+    date (`2026-12-01`, `-1` inside it) or a string that spells a placeholder is sent as
+    written (a text substitution of `-1`..`-4` turned the date into `202652-01`)."""
+    sample = {
+        "due_date": "2026-12-01",
+        "until": "2026-11-14T09:00:00-01:00",
+        "note": "<task> -1 -2",
+        "minutes": -1,
+        "id": TASK,
+        "operations": [{"op": "move", "id": REF, "list_id": LIST, "before_id": LIST_REF}],
+    }
+    rows = {TASK: 51, REF: 52, LIST: 53, LIST_REF: 54}
+    assert fill_sample(sample, rows) == {
+        "due_date": "2026-12-01",
+        "until": "2026-11-14T09:00:00-01:00",
+        "note": "<task> -1 -2",
+        "minutes": -1,
+        "id": 51,
+        "operations": [{"op": "move", "id": 52, "list_id": 53, "before_id": 54}],
+    }
+    assert placeholders_in(sample) == {TASK, REF, LIST, LIST_REF}
+    assert not _names_rows({"due_date": "2026-12-01", "id": TASK})
+    with pytest.raises(AssertionError, match="nothing fills"):
+        fill_sample({"parent_id": REF}, {TASK: 51})
+
+
 def test_the_route_table_is_found() -> None:
     paths = {path for _, path, _ in ROUTES}
     assert {"/api/tasks", "/api/tasks/{task_id}", "/api/tasks/bulk", "/api/auth/me"} <= paths
@@ -176,11 +205,12 @@ class Rows:
 
 
 def _names_rows(sample: Any) -> bool:
-    text = json.dumps(sample)
-    return any(str(p) in text for p in (LIST, REF, LIST_REF))
+    return bool(placeholders_in(sample) & {LIST, REF, LIST_REF})
 
 
-def _rows_of(client: TestClient, account: Account, title: str, name: str, path: str) -> Rows:
+def _rows_of(
+    client: TestClient, account: Account, title: str, name: str, method: str, path: str
+) -> Rows:
     def task(**extra: Any) -> int:
         created = client.post("/api/tasks", json={"title": title, **extra}, headers=account.headers)
         assert created.status_code == 201, created.text
@@ -199,6 +229,9 @@ def _rows_of(client: TestClient, account: Account, title: str, name: str, path: 
     )
     task(list_id=listed, completed=True)  # a task in the list, completed
     task(parent_id=rows.ref)  # a subtask
+    # The target in the state the route declares (`acts(..., task=...)`), Alice's as Bob's:
+    # a route that reads the state first must not answer differently for Alice's task.
+    in_state(client, account, rows.task, method, path)
     # The rows of the path's other parameters, made through their collections.
     known = rows.path()
     for parameter in path_parameters(path):
@@ -220,8 +253,8 @@ def test_bob_cannot_reach_alices_rows(
     model: type[BaseModel] | None,
     index: int,
 ) -> None:
-    alices = _rows_of(client, alice, ALICE_TITLE, ALICE_LIST, path)
-    bobs = _rows_of(client, bob, "bob's own", "bob's list", path)
+    alices = _rows_of(client, alice, ALICE_TITLE, ALICE_LIST, method, path)
+    bobs = _rows_of(client, bob, "bob's own", "bob's list", method, path)
     extra = {name: MISSING + 10 + n for n, name in enumerate(sorted(alices.more))}
     missing = Rows(MISSING, MISSING + 1, MISSING + 2, MISSING + 3, extra)
     before = snapshot(db_engine, alice.id)
@@ -298,6 +331,7 @@ def test_bob_cannot_reach_alices_rows(
             answer = send(bobs, bobs)
             assert answer.status_code < 400, answer.text
             assert ALICE_TITLE not in answer.text and alice.id not in answer.text
-            if ALICE_LIST not in json.dumps(sample):  # Bob may name a list as Alice did
+            # Bob may name a list as Alice did.
+            if ALICE_LIST not in json.dumps(sample, default=repr):
                 assert ALICE_LIST not in answer.text, answer.text
     assert snapshot(db_engine, alice.id) == before

@@ -23,7 +23,15 @@ from backend.models.task_children import CHILDREN
 from backend.transfer.runner import ImportRunner
 from tests.conftest import ROOT
 from tests.conftest import api_routes as api_routes_of
-from tests.resources import body_model, creators, make_row, path_parameters, samples, unique
+from tests.resources import (
+    body_model,
+    creators,
+    in_state,
+    make_row,
+    path_parameters,
+    samples,
+    unique,
+)
 
 SCRIPT = ROOT / "scripts" / "api.sh"
 
@@ -170,6 +178,8 @@ def _run_generated(api: Api, app: FastAPI, runner: ImportRunner) -> None:
                 continue
             known: dict[str, int] = {}
             ids = [make_row(http, owner, p, known, makers) for p in path_parameters(path)]  # type: ignore[arg-type]
+            if "task_id" in known:  # in the state the route declares (`acts(..., task=...)`)
+                in_state(http, owner, known["task_id"], method, path)  # type: ignore[arg-type]
             arguments = []
             for token in usage:
                 if token.startswith("["):

@@ -27,7 +27,7 @@ import pytest
 
 from scripts.bench import seed, servers, workload
 from scripts.bench.dbproxy import DbProxy
-from tests.test_round_trips import BUDGETS
+from tests.test_round_trips import budget_of
 
 # The benchmarked requests: (name, method, path, body, the API's budget key).
 REQUESTS: list[tuple[str, str, str, dict[str, Any] | None, str]] = [
@@ -148,7 +148,7 @@ def test_the_baseline_sends_the_apis_messages(
         with proxy.measure() as counts:
             _send(server, token, method, path.format(task=task, victim=victim), body)
         assert counts.connections == 0, f"{kind}: a new connection; the pool was not warm"
-        budget = BUDGETS[budget_key or BUDGET_KEYS[name]]
+        budget = budget_of(budget_key or BUDGET_KEYS[name])
         assert counts.round_trips == budget, (kind, counts.round_trips, counts.queries)
         messages[kind] = counts.queries
     api, baseline = ([_normalised(m) for m in messages[k]] for k in ("api", "baseline"))

@@ -23,7 +23,7 @@ from backend.main import create_app
 from backend.mcp.tools import TOOLS as MCP_TOOLS
 from backend.models.references import LISTS, MEMBERS, Action, NotAReference, Reference, Subject
 from tests.conftest import TEST_SECRET, api_routes
-from tests.resources import LIST, LIST_REF, REF, TASK, body_model, fill_sample, samples, unique
+from tests.resources import LIST, TASK, body_model, fill_sample, placeholders_in, samples, unique
 
 # A field that carries an id by its name: `id`, `*_id`, `*_ids`, `assignee(s)`.
 ID_NAME = re.compile(r"(^|_)ids?$|^assignees?$")
@@ -164,21 +164,11 @@ TOOLS: dict[str, Action] = {tool.name: tool.action for tool in MCP_TOOLS if tool
 
 # -- what the matrices send: from the body schemas' samples and the tools' arguments ----------
 
-PLACEHOLDERS = (TASK, LIST, REF, LIST_REF)
 _BY_TARGET: dict[tuple[str, str], APIRoute] = {
     (method, route.path): route
     for route in api_routes(_DECLARED)
     for method in (route.methods or set()) - {"HEAD"}
 }
-
-
-def _placeholders(value: Any) -> set[Any]:
-    """The placeholders (tests/resources.py: `TASK`, `LIST`, `REF`, `LIST_REF`) a sample holds."""
-    if isinstance(value, dict):
-        return set().union(*map(_placeholders, value.values()))
-    if isinstance(value, list | tuple):
-        return set().union(*map(_placeholders, value))
-    return {value} if value in PLACEHOLDERS and not isinstance(value, bool) else set()
 
 
 def _ids(value: Any) -> bool:
@@ -211,7 +201,7 @@ def sample_body(target: tuple[str, str], task_id: int, list_id: int) -> Any:
     # The schema's own examples first, those that name no row by id (a row's id is the
     # world's: only the isolation samples' placeholders name one).
     examples = [e for e in model.model_json_schema().get("examples", []) if not _ids(e)]
-    own = [s for s in examples + samples(model) if _placeholders(s) <= {TASK, LIST}]
+    own = [s for s in examples + samples(model) if placeholders_in(s) <= {TASK, LIST}]
     assert own, f"{target}: no sample of {model.__name__} names only its own task or list"
     return fill_sample(unique(own[0], model), {TASK: task_id, LIST: list_id})
 

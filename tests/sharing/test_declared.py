@@ -8,16 +8,21 @@ so the reference matrix (test_reference_matrix.py) covers it."""
 
 from __future__ import annotations
 
+import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlmodel import SQLModel
 
 import backend.models  # noqa: F401  (registers every table on the metadata)
+from backend.api.actions import TASK_STATE, acts
 from backend.api.live import ChangeStream
 from backend.mcp.tools import TOOLS as MCP_TOOLS
 from backend.models.envelopes import TaskChangesEnvelope
 from backend.models.references import Subject
-from backend.services.statements.access import LEAST_ROLE
-from tests.conftest import api_routes
+from backend.services.statements.access import LEAST_ROLE, Action
+from tests import resources
+from tests.conftest import Account, api_routes
 from tests.sharing.references import FEEDS, ID_NAME, ROUTES, TOOLS, id_fields, tool_fields
 
 # The published contract's `/api/{user_id}/...` twins answer as their `/api/...` routes do
@@ -92,3 +97,31 @@ def test_every_reference_names_a_known_table_and_action(app: FastAPI) -> None:
         if reference is not None:
             assert reference.table in SQLModel.metadata.tables, field.id
             assert reference.action is None or reference.action in LEAST_ROLE, field.id
+
+
+def test_a_task_state_is_declared_as_a_patch_of_the_task() -> None:
+    """`acts(..., task=...)`: the fields a route's task must hold, a valid `TaskUpdate` body
+    (a field no task has fails where the route is declared), under `x-task-state`."""
+    declared = acts(Action.TASK_WRITE, task={"due_date": "2026-12-01T09:00:00Z"})
+    assert declared[TASK_STATE] == {"due_date": "2026-12-01T09:00:00Z"}
+    assert TASK_STATE not in acts(Action.TASK_WRITE)
+    with pytest.raises(ValidationError):
+        acts(Action.TASK_WRITE, task={"due": "2026-12-01"})
+
+
+def test_the_guards_put_a_routes_task_in_its_declared_state(
+    client: TestClient, alice: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What every generated guard calls after making a route's task (tests/resources.py
+    `in_state`): the task then holds the declared fields; a route declaring none is left be."""
+    route = ("POST", "/api/tasks/{task_id}/declared-state")
+    state = {"due_date": "2026-12-01T09:00:00Z", "priority": "high"}
+    monkeypatch.setattr(resources, "_task_states", lambda: {route: state})
+    made = client.post("/api/tasks", json={"title": "t"}, headers=alice.headers)
+    task_id = made.json()["data"]["id"]
+    url = f"/api/tasks/{task_id}"
+    resources.in_state(client, alice, task_id, "GET", "/api/tasks/{task_id}")
+    assert client.get(url, headers=alice.headers).json()["data"]["due_date"] is None
+    resources.in_state(client, alice, task_id, *route)
+    task = client.get(url, headers=alice.headers).json()["data"]
+    assert {key: task[key] for key in state} == state

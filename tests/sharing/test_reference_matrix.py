@@ -43,7 +43,7 @@ from backend.services.statements.access import LEAST_ROLE, Action, allows
 from tests.conftest import Account, api_routes
 from tests.mcp.conftest import call_tool_rpc
 from tests.mcp.test_isolation import extra_arguments
-from tests.resources import LIST, TASK, body_model, samples
+from tests.resources import LIST, TASK, Placeholder, body_model, samples
 from tests.sharing.conftest import SharedList
 from tests.sharing.helpers import add_member, remove_member
 from tests.sharing.references import ROUTES, TOOLS, Field, declared_app, failure, id_fields
@@ -95,7 +95,9 @@ def _placeholders(value: Any) -> Any:
         return {k: _placeholders(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_placeholders(v) for v in value]
-    return {TASK: "$task", LIST: "$list"}.get(value, value) if type(value) is int else value
+    if isinstance(value, Placeholder):
+        return {TASK: "$task", LIST: "$list"}.get(value, value)
+    return value
 
 
 def _derived_base(f: Field) -> dict[str, Any]:

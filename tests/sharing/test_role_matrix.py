@@ -35,7 +35,7 @@ from tests.mcp.test_isolation import LIST_NAME as ISOLATION_LIST_NAME
 from tests.mcp.test_isolation import REF as ISOLATION_REF
 from tests.mcp.test_isolation import TASK as ISOLATION_TASK
 from tests.mcp.test_isolation import extra_arguments
-from tests.resources import body_of
+from tests.resources import body_of, in_state
 from tests.sharing.conftest import SharedList
 from tests.sharing.helpers import add_member, drain_feed, get, make_list, make_task
 from tests.sharing.references import (
@@ -150,6 +150,8 @@ def test_the_answer_follows_the_declared_role(
     body = sample_body(route, shared_list.task_id, shared_list.list_id)
     more = _named(client, shared_list, route, register, grant)
     body = body and {**body, **dict.fromkeys(names_a_member(route), more.get("user_id"))}
+    # The list's task in the state the route declares (`acts(..., task=...)`): a snooze's due date.
+    in_state(client, shared_list.owner, shared_list.task_id, method, template)
     caller = take(client, shared_list, bob, grant, db_engine, standing)
     for name, child in CHILD_IDS.items():
         if f"{{{name}}}" in template:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, get_type_hints
 from fastapi import APIRouter, Path
 from fastapi.routing import APIRoute
 
+from backend.api.actions import TASK_STATE, task_state
 from backend.api.deps import Door, DoorRoute
 from backend.api.responses import (
     BULK_TASK_NOT_FOUND,
@@ -156,6 +157,8 @@ def _router(
             responses=_responses(twin, missing, text),
             operation_id=user_operation_id(twin.operation_id or ""),
             name=f"{twin.name}_for_path_user",
+            # The task the twin acts on must be in its state too (api/actions.py).
+            openapi_extra={TASK_STATE: state} if (state := task_state(twin)) else None,
         )
         # Idempotency-Key records are per route path: a retry through either spelling of
         # the path is the same request (backend/api/idempotency.py reads this).

@@ -28,7 +28,14 @@ from backend.db.scope import OWNER, Scoped
 from backend.errors import Conflict, Forbidden, LimitReached, NotFound
 from backend.models import Task
 from backend.models.task_children import TaskChild, with_article
-from backend.services.statements.access import least_role, may, may_shared, require, role_in
+from backend.services.statements.access import (
+    least_role,
+    may,
+    may_shared,
+    require,
+    role_in,
+    roles,
+)
 
 TASK_NOT_FOUND = "Task not found"
 
@@ -128,7 +135,13 @@ class ChildRows:
         # `delete_any`; else any row the caller may write.
         anyones: list[Any] = []
         if child.author and child.delete_any is not write:
-            others = [may_shared(table, child.delete_any)] if child.delete_any else []
+            # An owner-only `delete_any` (no member role has it) adds no member arm: the space
+            # owner's clause is it (an empty role list compiled to an unsendable `IN ()`).
+            others = (
+                [may_shared(table, child.delete_any)]
+                if child.delete_any and roles(child.delete_any)
+                else []
+            )
             anyones = [or_(own[0], c.user_id == bindparam(OWNER), *others)]
         self.delete = delete(table).where(*this, *anyones).returning(*self.view)
 
