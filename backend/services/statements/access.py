@@ -24,6 +24,7 @@ __all__ = [
     "may",
     "may_manage",
     "may_shared",
+    "members_may",
     "needed_for",
     "owns",
     "refuse",
@@ -113,6 +114,11 @@ def role_may(role: ColumnElement[str], action: Action) -> ColumnElement[bool]:
     """Whether a role read with `role_in` may `action`, the roles written in: one plan for all."""
     enough: list[Any] = [literal_column(f"'{each}'") for each in (Role.owner.value, *roles(action))]
     return role.in_(enough)
+
+
+def members_may(action: Action) -> bool:
+    """Whether some member role may `action` (else the list's owner alone: no member arm)."""
+    return bool(roles(action))
 
 
 def needed_for(role: Role | str | None, action: Action) -> Action:

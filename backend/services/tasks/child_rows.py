@@ -32,9 +32,9 @@ from backend.services.statements.access import (
     least_role,
     may,
     may_shared,
+    members_may,
     require,
     role_in,
-    roles,
 )
 
 TASK_NOT_FOUND = "Task not found"
@@ -139,7 +139,7 @@ class ChildRows:
             # owner's clause is it (an empty role list compiled to an unsendable `IN ()`).
             others = (
                 [may_shared(table, child.delete_any)]
-                if child.delete_any and roles(child.delete_any)
+                if child.delete_any and members_may(child.delete_any)
                 else []
             )
             anyones = [or_(own[0], c.user_id == bindparam(OWNER), *others)]
