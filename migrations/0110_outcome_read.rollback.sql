@@ -1,18 +1,1 @@
--- The outcome as 0046 made it.
-DROP FUNCTION task_api_outcome();
-CREATE FUNCTION task_api_outcome(
-    OUT task_api_hits INTEGER, OUT task_api_reset INTEGER,
-    OUT task_api_refused TEXT, OUT task_api_reason TEXT, OUT task_api_replay JSONB,
-    OUT task_api_route_hits INTEGER, OUT task_api_route_reset INTEGER
-)
-LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
-BEGIN
-    task_api_hits := nullif(current_setting('task_api.hits', true), '')::integer;
-    task_api_reset := nullif(current_setting('task_api.reset', true), '')::integer;
-    task_api_refused := nullif(current_setting('task_api.refused', true), '');
-    task_api_reason := nullif(current_setting('task_api.reason', true), '');
-    task_api_replay := nullif(current_setting('task_api.replay', true), '')::jsonb;
-    task_api_route_hits := nullif(current_setting('task_api.route_hits', true), '')::integer;
-    task_api_route_reset := nullif(current_setting('task_api.route_reset', true), '')::integer;
-END
-$$;
+DROP FUNCTION task_api_outcome_read();

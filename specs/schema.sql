@@ -571,7 +571,25 @@ $$;
 -- Name: task_api_outcome(); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.task_api_outcome(OUT task_api_hits integer, OUT task_api_reset integer, OUT task_api_refused text, OUT task_api_reason text, OUT task_api_replay jsonb, OUT task_api_route_hits integer, OUT task_api_route_reset integer, OUT task_api_read jsonb) RETURNS record
+CREATE FUNCTION public.task_api_outcome(OUT task_api_hits integer, OUT task_api_reset integer, OUT task_api_refused text, OUT task_api_reason text, OUT task_api_replay jsonb, OUT task_api_route_hits integer, OUT task_api_route_reset integer) RETURNS record
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    AS $$
+BEGIN
+    task_api_hits := nullif(current_setting('task_api.hits', true), '')::integer;
+    task_api_reset := nullif(current_setting('task_api.reset', true), '')::integer;
+    task_api_refused := nullif(current_setting('task_api.refused', true), '');
+    task_api_reason := nullif(current_setting('task_api.reason', true), '');
+    task_api_replay := nullif(current_setting('task_api.replay', true), '')::jsonb;
+    task_api_route_hits := nullif(current_setting('task_api.route_hits', true), '')::integer;
+    task_api_route_reset := nullif(current_setting('task_api.route_reset', true), '')::integer;
+END
+$$;
+
+--
+-- Name: task_api_outcome_read(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.task_api_outcome_read(OUT task_api_hits integer, OUT task_api_reset integer, OUT task_api_refused text, OUT task_api_reason text, OUT task_api_replay jsonb, OUT task_api_route_hits integer, OUT task_api_route_reset integer, OUT task_api_read jsonb) RETURNS record
     LANGUAGE plpgsql STABLE PARALLEL SAFE
     AS $$
 BEGIN

@@ -3,7 +3,7 @@
 A `Sender` belongs to one unit of work and its connection. Each call sends one message with
 one `execute`: the transaction-local settings, the caller's entry once, what rides ahead of
 the statement, the statement, and for the message that carries the entry, the request's
-outcome read as columns of its last statement (`task_api_outcome`, migration 0027). Rows
+outcome read as columns of its last statement (`task_api_outcome_read`, migrations 0027, 0110). Rows
 come back through one decoder (the end of `Sender._send`) whatever the message held. Every
 statement is compiled here (`_compile`, once per statement object and value names) and
 scope-checked as compiled (backend/db/scope_check.py): an unscoped one is never sent.
@@ -76,7 +76,7 @@ class Stage(Enum):
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the server told the request (`task_api_outcome`): the write count (hits, seconds
+    """What the server told the request (`task_api_outcome_read`): the write count (hits, seconds
     to the window's reset), a refusal (`TA429`, `TA401` + gone/revoked, `TA208` a replay with
     the recorded answer, `TA422`), the route's own count (`Sender.count`, migration 0035),
     rows a refused message read for what the request does next (`read`, migration 0110), all
@@ -92,15 +92,15 @@ class Outcome:
     read: list[Any] | None = None
 
 
-# The outcome's columns, in `task_api_outcome`'s order (`Outcome`'s).
+# The outcome's columns, in `task_api_outcome_read`'s order (`Outcome`'s; migration 0110).
 _OUTCOME = tuple(f"task_api_{field.name}" for field in fields(Outcome))
 # The statement wrapped to answer with the outcome and its rows; a row of the statement is
 # told from the outcome's lone row (no rows) by `task_api_row`.
 _WITH_OUTCOME = (
-    "WITH {ctes} SELECT o.*, r.* FROM task_api_outcome() AS o "
+    "WITH {ctes} SELECT o.*, r.* FROM task_api_outcome_read() AS o "
     "LEFT JOIN (SELECT true AS task_api_row, *{beside} FROM r) AS r ON true"
 )
-_OUTCOME_ONLY = "SELECT * FROM task_api_outcome()"
+_OUTCOME_ONLY = "SELECT * FROM task_api_outcome_read()"
 _IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
 # A bulk request's statements, run by `task_api_steps` (migration 0027).
 _STEPS = select(func.task_api_steps(bindparam("steps", type_=ARRAY(Text))).label("steps"))

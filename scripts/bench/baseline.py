@@ -19,7 +19,7 @@ that does what the API does for the benchmarked routes, and nothing more:
   (the API's toggle of a task with no series to go on: the write, or the stored row when it
   would complete a series, in one statement, marked `task_api_written`). The message's last
   statement answers with the request's outcome as columns beside its rows: `WITH r AS
-  (<statement>) SELECT o.*, r.* FROM task_api_outcome() AS o LEFT JOIN (SELECT true AS
+  (<statement>) SELECT o.*, r.* FROM task_api_outcome_read() AS o LEFT JOIN (SELECT true AS
   task_api_row, * FROM r) AS r ON true` (migrations 0027, 0035: hits, reset, refused,
   reason, replay, a route's own count; a lone row with `task_api_row` NULL when the
   statement returned none). The count becomes the `RateLimit` headers (429 over the limit:
@@ -121,15 +121,16 @@ ENTER = (
 # (`UnitOfWork`, migration 0041).
 LOCK_TASK_SPACES = "SELECT task_api_lock_task_spaces(%(e_subject)s, %(e_task)s); "
 # The message's last statement (`Sender._send`, `_WITH_OUTCOME`): the request's outcome read
-# as columns (`task_api_outcome`, migrations 0027, 0035: hits, reset, refused, reason, replay,
-# and a route's own count, which none of the baseline's routes has), then
+# as columns (`task_api_outcome_read`, migrations 0027, 0035, 0110: hits, reset, refused, reason,
+# replay, a route's own count, which none of the baseline's routes has, and a refused CalDAV
+# write's reads), then
 # `task_api_row` (NULL on the outcome's lone row when the statement returned none), then the
 # statement's columns. `{ctes}`: CTEs whose last, `r`, is the statement.
 WITH_OUTCOME = (
-    "WITH {ctes} SELECT o.*, r.* FROM task_api_outcome() AS o "
+    "WITH {ctes} SELECT o.*, r.* FROM task_api_outcome_read() AS o "
     "LEFT JOIN (SELECT true AS task_api_row, * FROM r) AS r ON true"
 )
-OUTCOME_COLUMNS = 7
+OUTCOME_COLUMNS = 8
 # A toggle (`scope._WRITTEN_OR_STORED`): the written row, or the stored one when the write
 # matched none (both CTEs see the snapshot from before the write), marked with which it is.
 WRITTEN_OR_STORED = (
@@ -557,7 +558,7 @@ class Entry:
         """What the entry said (`UnitOfWork._settle`): the count as headers (429 over the
         limit: the write was skipped, its count committed), a refused account (401, with a
         write's headers too)."""
-        hits, reset, refused, reason, _replay, _route_hits, _route_reset = outcome
+        hits, reset, refused, reason, _replay, _route_hits, _route_reset, _read = outcome
         if self.counted and hits is not None and reset is not None:
             self.headers = _limit_headers(hits, reset)
             if hits > WRITE_LIMIT:

@@ -9,7 +9,7 @@ qualification and labels, parentheses and spacing (`_normalised`). A read is the
 deadline check `task_api_in_time` and the write in one, with no `BEGIN` or `COMMIT` (one
 implicit transaction); so is a toggle, whose write returns the stored row instead when it would
 complete a series (the bench's tasks never recur). Either way the last statement answers with
-the request's outcome as columns beside its rows (`task_api_outcome()`): no notice carries
+the request's outcome as columns beside its rows (`task_api_outcome_read()`): no notice carries
 anything."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ SPACE = re.compile(r"\s*([=,;])\s*")
 # The last statement of a message that carries the entry: the statement's rows beside the
 # outcome's columns (backend/db/sender.py `_WITH_OUTCOME`); a toggle's CTEs (`scope.py`
 # `_WRITTEN_OR_STORED`).
-OUTCOME = "SELECT o.*, r.* FROM task_api_outcome() AS o"
+OUTCOME = "SELECT o.*, r.* FROM task_api_outcome_read() AS o"
 ANSWERED = OUTCOME + " LEFT JOIN (SELECT true AS task_api_row, * FROM r) AS r ON true"
 BEGIN_OR_COMMIT = re.compile(r"\b(?:BEGIN|COMMIT)\b")
 WRITTEN_OR_STORED = re.compile(
