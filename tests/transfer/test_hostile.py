@@ -44,7 +44,7 @@ def _archive(tasks: str) -> bytes:
 def _read(source: str, data: bytes) -> Plan | NotThisSource:
     """The reader itself (not `sources.read`, whose net would hide what it raises)."""
     try:
-        plan: Plan = sources.READERS[source].read(data, "file", "UTC")  # type: ignore[index]
+        plan: Plan = sources.reader(source).read(data, "file", "UTC")  # type: ignore[arg-type]
     except NotThisSource as exc:
         return exc
     return plan
@@ -107,7 +107,7 @@ def test_a_reader_bug_is_the_files_422_not_a_500(
     client: TestClient, alice: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The net under every reader: whatever one raises is the file's 422 with the envelope."""
-    reader = sources.READERS["ical"]
+    reader = sources.reader("ical")
 
     def broken(data: bytes, file_name: str, zone: str) -> Plan:
         raise ZeroDivisionError()

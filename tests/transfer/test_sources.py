@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from collections.abc import Iterator
-from types import SimpleNamespace
-
 import pytest
 
 from backend.transfer import sources
 from backend.transfer.plan import SOURCES, NotThisSource
 from tests.transfer.common import fixture, zipped
-
-TASK_API = "backend.transfer.sources.task_api"
-
-
-@pytest.fixture(autouse=True)
-def task_api_reader(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Until the importer's `task_api` reader is merged, one that claims nothing."""
-    if importlib.util.find_spec(TASK_API) is None:
-        stub = SimpleNamespace(looks_like=lambda data, file_name: False)
-        monkeypatch.setitem(sys.modules, TASK_API, stub)
-        monkeypatch.setattr(sources, "READERS", sources._Readers())
-    yield
-
 
 CASES = [
     ("todoist", fixture("todoist", "Groceries [6Jf8VQXxpwv56VQ7].csv"), "Groceries.csv"),
@@ -52,7 +34,9 @@ def test_detect_and_read(source: str, data: bytes, name: str) -> None:
 
 def test_every_source_has_a_reader() -> None:
     assert tuple(sources.MODULES) == SOURCES
-    assert set(sources.READERS) == set(SOURCES)
+    assert {sources.reader(source).__name__ for source in SOURCES} == {
+        f"backend.transfer.sources.{name}" for name in sources.MODULES.values()
+    }
 
 
 @pytest.mark.parametrize(

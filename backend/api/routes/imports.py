@@ -199,7 +199,7 @@ def _plan(upload: Upload, zone: str) -> Plan:
             if upload.source == "auto"
             else upload.source  # type: ignore[assignment]
         )
-        if source not in SOURCES or source not in sources.READERS:
+        if source not in SOURCES or source not in sources.MODULES:
             raise NotThisSource("body.source", f"This server reads no {source} files yet")
         return sources.read(source, upload.data, upload.file_name, zone)
     except NotThisSource as exc:

@@ -1,12 +1,13 @@
 """The readers, one module per source: `read(data, file_name, zone) -> Plan` (raises
-`NotThisSource`) and `looks_like(data, file_name) -> bool`. `READERS` maps each source to its
-module (imported on first use); `detect` is `source=auto`; `read` reads a file as a source."""
+`NotThisSource`) and `looks_like(data, file_name) -> bool`. `MODULES` names each source's
+module; `reader` imports one on first use; `detect` is `source=auto`; `read` reads a file as
+a source."""
 
 from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Iterator, Mapping
+from functools import cache
 from types import ModuleType
 
 from backend.transfer.plan import SOURCES, NotThisSource, Plan, Source
@@ -24,26 +25,10 @@ MODULES: dict[Source, str] = {
 }
 
 
-class _Readers(Mapping[Source, ModuleType]):
-    """Each source's reader module, imported on first use."""
-
-    def __init__(self) -> None:
-        self._loaded: dict[Source, ModuleType] = {}
-
-    def __getitem__(self, source: Source) -> ModuleType:
-        if source not in self._loaded:
-            name = MODULES[source]
-            self._loaded[source] = importlib.import_module(f"{__name__}.{name}")
-        return self._loaded[source]
-
-    def __iter__(self) -> Iterator[Source]:
-        return iter(MODULES)
-
-    def __len__(self) -> int:
-        return len(MODULES)
-
-
-READERS: Mapping[Source, ModuleType] = _Readers()
+@cache
+def reader(source: Source) -> ModuleType:
+    """`source`'s reader module, imported on first use."""
+    return importlib.import_module(f"{__name__}.{MODULES[source]}")
 
 
 def detect(
@@ -60,7 +45,7 @@ def detect(
     with zips.bounded(max_members, max_expanded):
         for source in SOURCES:
             try:
-                claimed = READERS[source].looks_like(data, file_name)
+                claimed = reader(source).looks_like(data, file_name)
             except NotThisSource:
                 claimed = False
             except Exception as exc:  # a reader's bug on a hostile file: not this source
@@ -90,7 +75,7 @@ def read(
         raise NotThisSource("file", "The file is empty")
     with zips.bounded(max_members, max_expanded):
         try:
-            plan: Plan = READERS[source].read(data, file_name, zone)
+            plan: Plan = reader(source).read(data, file_name, zone)
         except NotThisSource:
             raise
         except Exception as exc:
