@@ -53,10 +53,6 @@ _UPLOAD = re.compile(UPLOAD_PATH)
 _IMPORTS = re.compile(IMPORTS_PATH)
 
 
-def _accept_request_id(value: str) -> bool:
-    return bool(_REQUEST_ID.match(value))
-
-
 def _request_id_generator() -> Callable[[], str]:
     """32 hex characters: a per-process random prefix and a counter (unique, not secret: no
     `os.urandom` system call per request, as uuid4 makes)."""
@@ -169,7 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         CorrelationIdMiddleware,
         header_name="X-Request-ID",
-        validator=_accept_request_id,
+        validator=lambda value: bool(_REQUEST_ID.match(value)),
         generator=_request_id_generator(),
     )
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from typing import TYPE_CHECKING
 
 from backend.cli.common import DEV_HELP, fail, load_settings, opened
@@ -34,9 +35,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         now = datetime.now(UTC)
         claims = TokenClaims(subject=found.id, local=False)
 
-        def work_of_the_user() -> UnitOfWork:
-            return UnitOfWork(engine, settings, claims=claims)
-
+        work_of_the_user = partial(UnitOfWork, engine, settings, claims=claims)
         chunks = archive(
             work_of_the_user, storage_for(settings), Account(found.id, found.email), now
         )
@@ -47,12 +46,12 @@ def cmd_export(args: argparse.Namespace) -> int:
             return 0
         out = Path(args.out or file_name(now))
         written = 0
-        partial = out.with_name(out.name + ".partial")
-        with partial.open("wb") as file:
+        unfinished = out.with_name(out.name + ".partial")
+        with unfinished.open("wb") as file:
             for chunk in chunks:
                 file.write(chunk)
                 written += len(chunk)
-        partial.replace(out)  # a failed export leaves no file that looks whole
+        unfinished.replace(out)  # a failed export leaves no file that looks whole
         print(f"exported {found.email or found.id} to {out} ({written} bytes)", file=sys.stderr)
         return 0
 

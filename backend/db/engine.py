@@ -227,10 +227,6 @@ class BreakerPool(QueuePool):
         return connection
 
 
-def breaker_pool_class(breaker: Breaker) -> type[BreakerPool]:
-    return type("BreakerPool", (BreakerPool,), {"breaker": breaker})
-
-
 def normalize_url(url: str) -> str:
     """Accept URLs as Neon's console and Heroku-style hosts print them; pin the psycopg2 driver."""
     for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
@@ -272,7 +268,7 @@ def create_db_engine(url: str, settings: Settings) -> Engine:
     }
     engine = create_engine(
         parsed,
-        poolclass=breaker_pool_class(breaker),
+        poolclass=type("BreakerPool", (BreakerPool,), {"breaker": breaker}),
         pool_recycle=settings.db_pool_recycle_seconds,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,

@@ -191,17 +191,13 @@ def moved_reminders(
             at = shift_reminder(datetime.fromisoformat(reminder["at"]), old_due, new_due)
             if at is None:
                 continue
-            reminder = {"at": _instant_text(at)}
+            reminder = {"at": cast(str, _INSTANT.dump_python(at, mode="json"))}
         moved.append(reminder)
     return moved
 
 
+# An instant as `reminders_json` stores it (pydantic's JSON form of a UTC datetime).
 _INSTANT = TypeAdapter(datetime)
-
-
-def _instant_text(instant: datetime) -> str:
-    """An instant as `reminders_json` stores it (pydantic's JSON form of a UTC datetime)."""
-    return cast(str, _INSTANT.dump_python(instant, mode="json"))
 
 
 def not_recurring() -> InvalidRequest:

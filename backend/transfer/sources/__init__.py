@@ -14,7 +14,6 @@ from backend.transfer.plan import SOURCES, NotThisSource, Plan, Source
 from backend.transfer.sources import zips
 
 logger = logging.getLogger(__name__)
-_UNREADABLE = "The file could not be read as this source"
 
 MODULES: dict[Source, str] = {
     "task-api": "task_api",
@@ -83,7 +82,7 @@ def read(
             # `failed` (the runner), never a 500 or a runner retrying it as if the database
             # were away; logged (the exception's type, never the file's text) to be fixed.
             _unexpected(source, exc)
-            raise NotThisSource("file", _UNREADABLE) from None
+            raise NotThisSource("file", "The file could not be read as this source") from None
     return plan
 
 
